@@ -1,0 +1,332 @@
+"""PaddlePaddle backend: :mod:`multissd.contract` in Paddle's idiom.
+
+Same functions, same order as ``numpy.py`` (the reference) and ``torch.py``. Matching runs over the
+whole batch at once; NMS is an exact greedy NMS computed from the IoU matrix. Paddle quirks are
+handled here, each with a comment: its shapes are ``paddle.Size``, its ``nonzero`` returns ``(n, 1)``,
+its default ``argsort`` is not stable, and its CPU ``sqrt`` is not correctly rounded.
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+from multissd import checks
+from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
+                               UNMATCHED, implements)
+
+NAME = "paddle"
+CAN_TRAIN = True
+
+_DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
+_NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
+
+
+def is_tensor(x) -> bool:
+    """Whether ``x`` is a tensor of this backend."""
+    return isinstance(x, paddle.Tensor)
+
+
+# --------------------------------------------------------------------------------------------
+# Moving data in and out
+# --------------------------------------------------------------------------------------------
+
+@implements
+def asarray(x, dtype=None):
+    if isinstance(x, paddle.Tensor):
+        return x if dtype is None else x.astype(str(np.dtype(dtype)))
+    return paddle.to_tensor(np.asarray(x, dtype=None if dtype is None else np.dtype(dtype)))
+
+
+@implements
+def to_numpy(x):
+    x = x.detach()
+    if x.dtype == paddle.bfloat16:  # NumPy has no bfloat16
+        x = x.astype("float32")
+    return x.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Boxes
+# --------------------------------------------------------------------------------------------
+
+@implements
+def box_corner_to_center(boxes):
+    checks.box_shape(boxes, "boxes", ndim=None)
+    x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    cx = (x1 + x2) / 2
+    cy = (y1 + y2) / 2
+    w = x2 - x1
+    h = y2 - y1
+    return paddle.stack((cx, cy, w, h), axis=-1)
+
+
+@implements
+def box_center_to_corner(boxes):
+    checks.box_shape(boxes, "boxes", ndim=None)
+    cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    x1 = cx - 0.5 * w
+    y1 = cy - 0.5 * h
+    x2 = cx + 0.5 * w
+    y2 = cy + 0.5 * h
+    return paddle.stack((x1, y1, x2, y2), axis=-1)
+
+
+@implements
+def box_convert(boxes, in_fmt, out_fmt):
+    checks.box_format(in_fmt, "in_fmt")
+    checks.box_format(out_fmt, "out_fmt")
+    checks.box_shape(boxes, "boxes", ndim=None)
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    if in_fmt == "cxcywh":
+        boxes = box_center_to_corner(boxes)
+    elif in_fmt == "xywh":
+        boxes = paddle.concat((boxes[..., :2], boxes[..., :2] + boxes[..., 2:]), axis=-1)
+    # boxes are xyxy here
+    if out_fmt == "cxcywh":
+        return box_corner_to_center(boxes)
+    if out_fmt == "xywh":
+        return paddle.concat((boxes[..., :2], boxes[..., 2:] - boxes[..., :2]), axis=-1)
+    return boxes
+
+
+def _upcast(boxes):
+    """float32/float64 stay; float16, bfloat16 and integers become float32 so areas cannot overflow."""
+    return boxes if boxes.dtype in (paddle.float32, paddle.float64) else boxes.astype("float32")
+
+
+@implements
+def box_area(boxes):
+    checks.box_shape(boxes, "boxes")
+    return _area(_upcast(boxes))
+
+
+def _area(boxes):
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+@implements
+def multibox_prior(data, sizes, ratios):
+    in_height, in_width, sizes, ratios = checks.prior_args(data, sizes, ratios)
+    boxes_per_pixel = len(sizes) + len(ratios) - 1
+    # The K widths and heights are computed with NumPy: paddle's CPU sqrt is not correctly rounded,
+    # and anchors must be bit-identical on every backend.
+    size_array = np.asarray(sizes, dtype=np.float32)
+    sqrt_ratios = np.sqrt(np.asarray(ratios, dtype=np.float32))
+    w = paddle.to_tensor(np.concatenate((size_array * sqrt_ratios[0], size_array[0] * sqrt_ratios[1:]))
+                         * in_height / in_width)                                  # (K,)
+    h = paddle.to_tensor(np.concatenate((size_array / sqrt_ratios[0], size_array[0] / sqrt_ratios[1:])))  # (K,)
+    # Offset 0.5 moves each centre to the middle of its pixel; steps normalise to [0, 1].
+    steps_h, steps_w = 1.0 / in_height, 1.0 / in_width
+    center_h = (paddle.arange(in_height, dtype="float32") + 0.5) * steps_h  # (H,)
+    center_w = (paddle.arange(in_width, dtype="float32") + 0.5) * steps_w   # (W,)
+    shift_y, shift_x = paddle.meshgrid(center_h, center_w)                   # (H, W) each, "ij"
+    shift_y, shift_x = shift_y.reshape([-1]), shift_x.reshape([-1])         # (H*W,)
+    anchor_manipulations = paddle.tile(paddle.stack((-w, -h, w, h)).T, [in_height * in_width, 1]) / 2  # (H*W*K, 4)
+    out_grid = paddle.repeat_interleave(paddle.stack([shift_x, shift_y, shift_x, shift_y], axis=1),
+                                        boxes_per_pixel, axis=0)              # (H*W*K, 4)
+    return (out_grid + anchor_manipulations).unsqueeze(0)                    # (1, H*W*K, 4)
+
+
+@implements
+def box_iou(boxes1, boxes2):
+    checks.box_shape(boxes1, "boxes1")
+    checks.box_shape(boxes2, "boxes2")
+    checks.box_values(boxes1, "boxes1")
+    checks.box_values(boxes2, "boxes2")
+    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
+    if boxes1.dtype != boxes2.dtype:
+        boxes1, boxes2 = boxes1.astype("float64"), boxes2.astype("float64")
+    return _pairwise_iou(boxes1, boxes2)
+
+
+def _pairwise_iou(boxes1, boxes2):
+    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                          # (..., N), (..., M)
+    inter_upperlefts = paddle.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])   # (..., N, M, 2)
+    inter_lowerrights = paddle.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
+    inters = (inter_lowerrights - inter_upperlefts).clip(min=0)                           # (..., N, M, 2)
+    inter_areas = inters[..., 0] * inters[..., 1]                                         # (..., N, M)
+    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas               # (..., N, M)
+    nonempty = union_areas > 0
+    return paddle.where(nonempty, inter_areas / paddle.where(nonempty, union_areas, 1.0), 0.0)
+
+
+@implements
+def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
+    checks.box_shape(ground_truth, "ground_truth")
+    checks.box_shape(anchors, "anchors")
+    checks.box_values(ground_truth, "ground_truth")
+    checks.box_values(anchors, "anchors")
+    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    jaccard = _pairwise_iou(anchors, ground_truth.astype(anchors.dtype))[None]   # (1, A, G)
+    is_object = paddle.ones([1, jaccard.shape[2]], dtype="bool")                 # (1, G)
+    return _assign(jaccard, is_object, iou_threshold)[0]
+
+
+def _assign(jaccard, is_object, iou_threshold):
+    """The book's matching for a batch of IoU matrices ``(B, A, G)`` -> int64 ``(B, A)``.
+
+    ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
+    greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
+    each round matches, in every image at once, all pairs that are the largest entry of both their
+    row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
+    the greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    """
+    batch_size, num_anchors, num_gt = (int(d) for d in jaccard.shape)
+    anchors_bbox_map = paddle.full([batch_size, num_anchors], UNMATCHED, dtype="int64")
+    if num_anchors == 0 or num_gt == 0:
+        return anchors_bbox_map
+    # Every anchor whose best IoU reaches the threshold takes that box.
+    live = paddle.where(is_object[:, None, :], jaccard, _DISCARDED)              # (B, A, G)
+    max_ious, indices = live.amax(axis=2), live.argmax(axis=2)                  # (B, A)
+    anchors_bbox_map = paddle.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
+    # Then greedy one-to-one matching, in rounds.
+    anchor_ids = paddle.arange(num_anchors, dtype="int64")[None]                 # (1, A)
+    box_ids = paddle.arange(num_gt, dtype="int64")[None]                         # (1, G)
+    anchor_free = paddle.ones([batch_size, num_anchors], dtype="bool")
+    box_free = is_object.clone()
+    for _ in range(min(num_anchors, num_gt)):
+        if not bool((box_free & anchor_free.any(axis=1, keepdim=True)).any()):
+            break
+        work = paddle.where(anchor_free[:, :, None] & box_free[:, None, :], jaccard, _DISCARDED)  # (B, A, G)
+        best_anchor = work.argmax(axis=1)                                         # (B, G)
+        best_box = work.argmax(axis=2)                                            # (B, A)
+        # box g is matched now when the best box of its best anchor is g itself
+        dominant = box_free & (paddle.take_along_axis(best_box, best_anchor, axis=1) == box_ids)  # (B, G)
+        # (paddle's take_along_axis has no bool kernel: gather the mask as uint8)
+        taken = (anchor_free & paddle.take_along_axis(dominant.astype("uint8"), best_box, axis=1).astype("bool")
+                 & (paddle.take_along_axis(best_anchor, best_box, axis=1) == anchor_ids))  # (B, A)
+        anchors_bbox_map = paddle.where(taken, best_box, anchors_bbox_map)
+        anchor_free = anchor_free & ~taken
+        box_free = box_free & ~dominant
+    return anchors_bbox_map
+
+
+@implements
+def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
+    checks.box_shape(anchors, "anchors", ndim=None)
+    checks.box_shape(assigned_bb, "assigned_bb", ndim=None)
+    checks.positive_size_boxes(anchors, "anchors")
+    return _encode(anchors, assigned_bb, coding)
+
+
+def _encode(anchors, assigned_bb, coding):
+    c_anc = box_corner_to_center(anchors)                # (..., 4)
+    c_assigned_bb = box_corner_to_center(assigned_bb)    # (..., 4)
+    offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
+    offset_wh = coding.size_scale * paddle.log(coding.eps + c_assigned_bb[..., 2:] / c_anc[..., 2:])
+    return paddle.concat([offset_xy, offset_wh], axis=-1)
+
+
+@implements
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+    num_anchors = checks.anchors(anchors)
+    batch_size, num_rows = checks.labels(labels)
+    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    dtype = labels.dtype if labels.dtype in (paddle.float32, paddle.float64) else paddle.float32
+    labels, anchors = labels.astype(dtype), anchors.reshape([num_anchors, 4]).astype(dtype)
+    if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
+        labels = paddle.full([batch_size, 1, 5], -1.0, dtype=dtype)
+    is_object = labels[:, :, 0] >= 0                                             # (B, G)
+    jaccard = _pairwise_iou(anchors, labels[:, :, 1:])                           # (B, A, G)
+    anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
+    matched = anchors_bbox_map >= 0                                              # (B, A)
+    bbox_mask = matched.astype(dtype)[:, :, None].expand([batch_size, num_anchors, 4])  # (B, A, 4)
+    index = anchors_bbox_map.clip(min=0)[:, :, None].expand([batch_size, num_anchors, 5])
+    rows = paddle.take_along_axis(labels, index, axis=1)                         # (B, A, 5)
+    class_labels = paddle.where(matched, rows[:, :, 0].astype("int64") + 1,
+                                paddle.full_like(anchors_bbox_map, BACKGROUND))  # (B, A)
+    assigned_bb = paddle.where(matched[:, :, None], rows[:, :, 1:], 0.0)         # (B, A, 4)
+    offset = _encode(anchors, assigned_bb, coding) * bbox_mask                   # (B, A, 4)
+    return offset.reshape([batch_size, -1]), bbox_mask.reshape([batch_size, -1]), class_labels
+
+
+@implements
+def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
+    checks.box_shape(anchors, "anchors", ndim=None)
+    checks.box_shape(offset_preds, "offset_preds", ndim=None)
+    return _decode(anchors, offset_preds, coding)
+
+
+def _decode(anchors, offset_preds, coding):
+    anc = box_corner_to_center(anchors)
+    pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
+    log_scale = (offset_preds[..., 2:] / coding.size_scale).clip(max=coding.max_log_scale)
+    pred_bbox_wh = paddle.exp(log_scale) * anc[..., 2:]
+    return box_center_to_corner(paddle.concat((pred_bbox_xy, pred_bbox_wh), axis=-1))
+
+
+@implements
+def nms(boxes, scores, iou_threshold):
+    iou_threshold = checks.nms_inputs(boxes, scores, iou_threshold)
+    return _nms(_upcast(boxes), scores, iou_threshold)
+
+
+def _nms(boxes, scores, iou_threshold):
+    if boxes.shape[0] == 0:
+        return paddle.zeros([0], dtype="int64")
+    order = paddle.argsort(scores, descending=True, stable=True)  # paddle's default sort is unstable
+    return paddle.gather(order, _greedy_keep(paddle.gather(boxes, order), iou_threshold))
+
+
+def _greedy_keep(sorted_boxes, iou_threshold):
+    """Greedy NMS over boxes sorted by decreasing score -> int64 indices of the kept ones.
+
+    Box i is kept iff no kept box j < i overlaps it by more than the threshold. Within a block the
+    mask is the fixed point of that rule, reached by iterating from "not suppressed by earlier
+    blocks"; every iteration fixes at least the next box, and a fixed point is the unique answer.
+    """
+    num_boxes = int(sorted_boxes.shape[0])
+    masks, kept_boxes = [], []
+    for start in range(0, num_boxes, _NMS_BLOCK):
+        block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
+        n = int(block.shape[0])
+        free = paddle.ones([n], dtype="bool")
+        if kept_boxes:
+            kept_before = paddle.concat(kept_boxes)                               # (k, 4)
+            free = ~(_pairwise_iou(kept_before, block) > iou_threshold).any(axis=0)  # (n,)
+        ids = paddle.arange(n)
+        overlaps = (_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])  # (n, n)
+        block_keep = free
+        while True:
+            new_keep = free & ~(overlaps & block_keep[:, None]).any(axis=0)
+            if bool(paddle.equal_all(new_keep, block_keep)):
+                break
+            block_keep = new_keep
+        masks.append(block_keep)
+        if bool(block_keep.any()):
+            kept_boxes.append(block[block_keep])
+    return paddle.nonzero(paddle.concat(masks)).reshape([-1])  # paddle's nonzero is (n, 1)
+
+
+@implements
+def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
+                       pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
+    batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
+    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
+    pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
+    dtype = cls_probs.dtype
+    anchors = anchors.reshape([num_anchors, 4]).astype(dtype)
+    conf, class_id = cls_probs[:, 1:].amax(axis=1), cls_probs[:, 1:].argmax(axis=1)   # (B, A)
+    predicted_bb = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding)  # (B, A, 4)
+    all_idx = paddle.arange(num_anchors, dtype="int64")
+    out = []
+    for i in range(batch_size):
+        candidates = paddle.nonzero(conf[i] >= pos_threshold).reshape([-1])
+        keep = paddle.gather(candidates, _nms(paddle.gather(predicted_bb[i], candidates),
+                                              paddle.gather(conf[i], candidates), nms_threshold))
+        num_kept = int(keep.shape[0])
+        is_kept = paddle.zeros([num_anchors], dtype="bool")
+        if num_kept:
+            is_kept = paddle.scatter(is_kept, keep, paddle.ones([num_kept], dtype="bool"))
+        order = paddle.concat((keep, paddle.masked_select(all_idx, ~is_kept)))
+        out_class = paddle.concat((paddle.gather(class_id[i], keep).astype(dtype),
+                                   paddle.full([num_anchors - num_kept], NOT_DETECTED, dtype=dtype)))
+        out_conf = paddle.gather(conf[i], order)
+        out_conf = paddle.where(out_conf < pos_threshold, 1 - out_conf, out_conf)
+        out.append(paddle.concat((out_class[:, None], out_conf[:, None],
+                                  paddle.gather(predicted_bb[i], order)), axis=1))
+    if batch_size == 0:
+        return paddle.zeros([0, num_anchors, 6], dtype=dtype)
+    return paddle.stack(out)

@@ -1,0 +1,324 @@
+"""PyTorch backend: :mod:`multissd.contract` in PyTorch's idiom.
+
+Same functions, same order as ``numpy.py`` (the reference). Matching (``multibox_target``) runs
+over the whole batch at once; NMS is an exact greedy NMS computed from the IoU matrix, so results
+are identical to the reference on every device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from multissd import checks
+from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
+                               UNMATCHED, implements)
+
+NAME = "torch"
+CAN_TRAIN = True
+
+_DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
+_NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
+
+
+def is_tensor(x) -> bool:
+    """Whether ``x`` is a tensor of this backend."""
+    return isinstance(x, torch.Tensor)
+
+
+# --------------------------------------------------------------------------------------------
+# Moving data in and out
+# --------------------------------------------------------------------------------------------
+
+@implements
+def asarray(x, dtype=None):
+    if isinstance(x, torch.Tensor):
+        return x if dtype is None else x.to(_torch_dtype(dtype))
+    array = np.asarray(x, dtype=None if dtype is None else np.dtype(dtype))
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def _torch_dtype(dtype):
+    return torch.from_numpy(np.zeros(0, dtype=np.dtype(dtype))).dtype
+
+
+@implements
+def to_numpy(x):
+    x = x.detach().cpu()
+    if x.dtype == torch.bfloat16:  # NumPy has no bfloat16
+        x = x.float()
+    return x.numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Boxes
+# --------------------------------------------------------------------------------------------
+
+@implements
+def box_corner_to_center(boxes):
+    checks.box_shape(boxes, "boxes", ndim=None)
+    x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    cx = (x1 + x2) / 2
+    cy = (y1 + y2) / 2
+    w = x2 - x1
+    h = y2 - y1
+    return torch.stack((cx, cy, w, h), dim=-1)
+
+
+@implements
+def box_center_to_corner(boxes):
+    checks.box_shape(boxes, "boxes", ndim=None)
+    cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    x1 = cx - 0.5 * w
+    y1 = cy - 0.5 * h
+    x2 = cx + 0.5 * w
+    y2 = cy + 0.5 * h
+    return torch.stack((x1, y1, x2, y2), dim=-1)
+
+
+@implements
+def box_convert(boxes, in_fmt, out_fmt):
+    checks.box_format(in_fmt, "in_fmt")
+    checks.box_format(out_fmt, "out_fmt")
+    checks.box_shape(boxes, "boxes", ndim=None)
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    if in_fmt == "cxcywh":
+        boxes = box_center_to_corner(boxes)
+    elif in_fmt == "xywh":
+        boxes = torch.cat((boxes[..., :2], boxes[..., :2] + boxes[..., 2:]), dim=-1)
+    # boxes are xyxy here
+    if out_fmt == "cxcywh":
+        return box_corner_to_center(boxes)
+    if out_fmt == "xywh":
+        return torch.cat((boxes[..., :2], boxes[..., 2:] - boxes[..., :2]), dim=-1)
+    return boxes
+
+
+def _upcast(boxes):
+    """float32/float64 stay; float16, bfloat16 and integers become float32 so areas cannot overflow."""
+    return boxes if boxes.dtype in (torch.float32, torch.float64) else boxes.float()
+
+
+@implements
+def box_area(boxes):
+    checks.box_shape(boxes, "boxes")
+    return _area(_upcast(boxes))
+
+
+def _area(boxes):
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+@implements
+def multibox_prior(data, sizes, ratios):
+    in_height, in_width, sizes, ratios = checks.prior_args(data, sizes, ratios)
+    device, boxes_per_pixel = data.device, len(sizes) + len(ratios) - 1
+    size_tensor = torch.tensor(sizes, dtype=torch.float32, device=device)
+    ratio_tensor = torch.tensor(ratios, dtype=torch.float32, device=device)
+    # Offset 0.5 moves each centre to the middle of its pixel; steps normalise to [0, 1].
+    steps_h, steps_w = 1.0 / in_height, 1.0 / in_width
+    center_h = (torch.arange(in_height, dtype=torch.float32, device=device) + 0.5) * steps_h  # (H,)
+    center_w = (torch.arange(in_width, dtype=torch.float32, device=device) + 0.5) * steps_w   # (W,)
+    shift_y, shift_x = torch.meshgrid(center_h, center_w, indexing="ij")   # (H, W) each
+    shift_y, shift_x = shift_y.reshape(-1), shift_x.reshape(-1)           # (H*W,)
+    # K widths and heights: every size with ratios[0], then sizes[0] with ratios[1:].
+    w = torch.cat((size_tensor * torch.sqrt(ratio_tensor[0]),
+                   sizes[0] * torch.sqrt(ratio_tensor[1:]))) * in_height / in_width  # (K,)
+    # (a tensor numerator: torch computes `float / tensor` as `reciprocal * float`, 1 ulp off division)
+    h = torch.cat((size_tensor / torch.sqrt(ratio_tensor[0]),
+                   size_tensor[0] / torch.sqrt(ratio_tensor[1:])))                    # (K,)
+    anchor_manipulations = torch.stack((-w, -h, w, h)).T.repeat(in_height * in_width, 1) / 2  # (H*W*K, 4)
+    out_grid = torch.stack([shift_x, shift_y, shift_x, shift_y],
+                           dim=1).repeat_interleave(boxes_per_pixel, dim=0)        # (H*W*K, 4)
+    return (out_grid + anchor_manipulations).unsqueeze(0)                          # (1, H*W*K, 4)
+
+
+@implements
+def box_iou(boxes1, boxes2):
+    checks.box_shape(boxes1, "boxes1")
+    checks.box_shape(boxes2, "boxes2")
+    checks.box_values(boxes1, "boxes1")
+    checks.box_values(boxes2, "boxes2")
+    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
+    if boxes1.dtype != boxes2.dtype:
+        boxes1, boxes2 = boxes1.double(), boxes2.double()
+    return _pairwise_iou(boxes1, boxes2)
+
+
+def _pairwise_iou(boxes1, boxes2):
+    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                         # (..., N), (..., M)
+    inter_upperlefts = torch.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])   # (..., N, M, 2)
+    inter_lowerrights = torch.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
+    inters = (inter_lowerrights - inter_upperlefts).clamp(min=0)                         # (..., N, M, 2)
+    inter_areas = inters[..., 0] * inters[..., 1]                                        # (..., N, M)
+    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas              # (..., N, M)
+    nonempty = union_areas > 0
+    return torch.where(nonempty, inter_areas / torch.where(nonempty, union_areas, 1.0), 0.0)
+
+
+@implements
+def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
+    checks.box_shape(ground_truth, "ground_truth")
+    checks.box_shape(anchors, "anchors")
+    checks.box_values(ground_truth, "ground_truth")
+    checks.box_values(anchors, "anchors")
+    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    jaccard = _pairwise_iou(anchors, ground_truth.to(anchors.dtype))[None]       # (1, A, G)
+    is_object = torch.ones(jaccard.shape[::2], dtype=torch.bool, device=anchors.device)  # (1, G)
+    return _assign(jaccard, is_object, iou_threshold)[0]
+
+
+def _assign(jaccard, is_object, iou_threshold):
+    """The book's matching for a batch of IoU matrices ``(B, A, G)`` -> int64 ``(B, A)``.
+
+    ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
+    greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
+    each round matches, in every image at once, all pairs that are the largest entry of both their
+    row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
+    the greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    """
+    batch_size, num_anchors, num_gt = jaccard.shape
+    device = jaccard.device
+    anchors_bbox_map = torch.full((batch_size, num_anchors), UNMATCHED, dtype=torch.long, device=device)
+    if num_anchors == 0 or num_gt == 0:
+        return anchors_bbox_map
+    # Every anchor whose best IoU reaches the threshold takes that box.
+    live = torch.where(is_object[:, None, :], jaccard, _DISCARDED)               # (B, A, G)
+    max_ious, indices = live.amax(dim=2), live.argmax(dim=2)                     # (B, A)
+    anchors_bbox_map = torch.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
+    # Then greedy one-to-one matching, in rounds.
+    anchor_ids = torch.arange(num_anchors, device=device)[None]                 # (1, A)
+    box_ids = torch.arange(num_gt, device=device)[None]                          # (1, G)
+    anchor_free = torch.ones((batch_size, num_anchors), dtype=torch.bool, device=device)
+    box_free = is_object.clone()
+    for _ in range(min(num_anchors, num_gt)):
+        if not (box_free & anchor_free.any(dim=1, keepdim=True)).any():
+            break
+        work = torch.where(anchor_free[:, :, None] & box_free[:, None, :], jaccard, _DISCARDED)  # (B, A, G)
+        best_anchor = work.argmax(dim=1)                                          # (B, G)
+        best_box = work.argmax(dim=2)                                             # (B, A)
+        # box g is matched now when the best box of its best anchor is g itself
+        dominant = box_free & (torch.gather(best_box, 1, best_anchor) == box_ids)  # (B, G)
+        taken = (anchor_free & torch.gather(dominant, 1, best_box)
+                 & (torch.gather(best_anchor, 1, best_box) == anchor_ids))       # (B, A)
+        anchors_bbox_map = torch.where(taken, best_box, anchors_bbox_map)
+        anchor_free &= ~taken
+        box_free &= ~dominant
+    return anchors_bbox_map
+
+
+@implements
+def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
+    checks.box_shape(anchors, "anchors", ndim=None)
+    checks.box_shape(assigned_bb, "assigned_bb", ndim=None)
+    checks.positive_size_boxes(anchors, "anchors")
+    return _encode(anchors, assigned_bb, coding)
+
+
+def _encode(anchors, assigned_bb, coding):
+    c_anc = box_corner_to_center(anchors)                # (..., 4)
+    c_assigned_bb = box_corner_to_center(assigned_bb)    # (..., 4)
+    offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
+    offset_wh = coding.size_scale * torch.log(coding.eps + c_assigned_bb[..., 2:] / c_anc[..., 2:])
+    return torch.cat([offset_xy, offset_wh], dim=-1)
+
+
+@implements
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+    num_anchors = checks.anchors(anchors)
+    batch_size, num_rows = checks.labels(labels)
+    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    dtype = labels.dtype if labels.dtype in (torch.float32, torch.float64) else torch.float32
+    labels, anchors = labels.to(dtype), anchors.reshape(num_anchors, 4).to(dtype)
+    if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
+        labels = torch.full((batch_size, 1, 5), -1.0, dtype=dtype, device=labels.device)
+    is_object = labels[:, :, 0] >= 0                                             # (B, G)
+    jaccard = _pairwise_iou(anchors, labels[:, :, 1:])                           # (B, A, G)
+    anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
+    matched = anchors_bbox_map >= 0                                              # (B, A)
+    bbox_mask = matched.to(dtype)[:, :, None].expand(-1, -1, 4)                  # (B, A, 4)
+    rows = torch.gather(labels, 1, anchors_bbox_map.clamp(min=0)[:, :, None].expand(-1, -1, 5))  # (B, A, 5)
+    class_labels = torch.where(matched, rows[:, :, 0].long() + 1, BACKGROUND)    # (B, A)
+    assigned_bb = torch.where(matched[:, :, None], rows[:, :, 1:], 0.0)          # (B, A, 4)
+    offset = _encode(anchors, assigned_bb, coding) * bbox_mask                   # (B, A, 4)
+    return offset.reshape(batch_size, -1), bbox_mask.reshape(batch_size, -1), class_labels
+
+
+@implements
+def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
+    checks.box_shape(anchors, "anchors", ndim=None)
+    checks.box_shape(offset_preds, "offset_preds", ndim=None)
+    return _decode(anchors, offset_preds, coding)
+
+
+def _decode(anchors, offset_preds, coding):
+    anc = box_corner_to_center(anchors)
+    pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
+    log_scale = (offset_preds[..., 2:] / coding.size_scale).clamp(max=coding.max_log_scale)
+    pred_bbox_wh = torch.exp(log_scale) * anc[..., 2:]
+    return box_center_to_corner(torch.cat((pred_bbox_xy, pred_bbox_wh), dim=-1))
+
+
+@implements
+def nms(boxes, scores, iou_threshold):
+    iou_threshold = checks.nms_inputs(boxes, scores, iou_threshold)
+    return _nms(_upcast(boxes), scores, iou_threshold)
+
+
+def _nms(boxes, scores, iou_threshold):
+    order = torch.sort(scores, descending=True, stable=True).indices  # ties: lower index first
+    return order[_greedy_keep(boxes[order], iou_threshold)]
+
+
+def _greedy_keep(sorted_boxes, iou_threshold):
+    """Greedy NMS over boxes sorted by decreasing score -> bool ``(N,)`` kept mask.
+
+    Box i is kept iff no kept box j < i overlaps it by more than the threshold. Within a block the
+    mask is the fixed point of that rule, reached by iterating from "not suppressed by earlier
+    blocks"; every iteration fixes at least the next box, and a fixed point is the unique answer.
+    """
+    num_boxes = sorted_boxes.shape[0]
+    keep = torch.zeros(num_boxes, dtype=torch.bool, device=sorted_boxes.device)
+    for start in range(0, num_boxes, _NMS_BLOCK):
+        block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
+        kept_before = sorted_boxes[:start][keep[:start]]                          # (k, 4)
+        free = ~(_pairwise_iou(kept_before, block) > iou_threshold).any(dim=0)    # (n,)
+        ids = torch.arange(block.shape[0], device=block.device)
+        overlaps = (_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])  # (n, n)
+        block_keep = free
+        while True:
+            new_keep = free & ~(overlaps & block_keep[:, None]).any(dim=0)
+            if torch.equal(new_keep, block_keep):
+                break
+            block_keep = new_keep
+        keep[start:start + block.shape[0]] = block_keep
+    return torch.nonzero(keep).reshape(-1)
+
+
+@implements
+def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
+                       pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
+    batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
+    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
+    pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
+    device, dtype = cls_probs.device, cls_probs.dtype
+    anchors = anchors.reshape(num_anchors, 4).to(dtype)
+    conf, class_id = cls_probs[:, 1:].amax(dim=1), cls_probs[:, 1:].argmax(dim=1)   # (B, A)
+    predicted_bb = _decode(anchors, offset_preds.reshape(batch_size, num_anchors, 4), coding)  # (B, A, 4)
+    all_idx = torch.arange(num_anchors, device=device)
+    out = []
+    for i in range(batch_size):
+        candidates = torch.nonzero(conf[i] >= pos_threshold).reshape(-1)
+        keep = candidates[_nms(predicted_bb[i, candidates], conf[i, candidates], nms_threshold)]
+        is_kept = torch.zeros(num_anchors, dtype=torch.bool, device=device)
+        is_kept[keep] = True
+        order = torch.cat((keep, all_idx[~is_kept]))
+        out_class = torch.full((num_anchors,), NOT_DETECTED, dtype=dtype, device=device)
+        out_class[:keep.shape[0]] = class_id[i, keep].to(dtype)
+        out_conf = conf[i, order]
+        out_conf = torch.where(out_conf < pos_threshold, 1 - out_conf, out_conf)
+        out.append(torch.cat((out_class[:, None], out_conf[:, None], predicted_bb[i, order]), dim=1))
+    if batch_size == 0:
+        return torch.zeros((0, num_anchors, 6), dtype=dtype, device=device)
+    return torch.stack(out)

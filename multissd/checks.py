@@ -1,0 +1,190 @@
+"""Input validation shared by every backend: one place for the rules and the error messages.
+
+Checks read shapes directly and values through a host copy (:func:`multissd.backends.to_host`),
+so they are written once for all frameworks. Each raises ``ValueError`` (bad shape or value) or
+``TypeError`` (bad type) with a message naming the argument, what was received and what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from multissd.backends import to_host
+
+__all__ = [
+    "shape_of", "box_shape", "box_values", "labels", "anchors", "positive_size_boxes",
+    "threshold", "box_format", "prior_args", "nms_inputs", "detection_inputs",
+]
+
+
+def shape_of(x, name: str) -> tuple[int, ...]:
+    """The shape of a tensor of any backend as a tuple of ints."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        raise TypeError(f"Expected {name} to be a tensor (numpy, torch or paddle); received {type(x).__name__}")
+    return tuple(int(d) for d in shape)
+
+
+def _fmt(row) -> str:
+    return "[" + ", ".join(f"{float(v):g}" for v in np.ravel(row)) + "]"
+
+
+def box_shape(boxes, name: str, ndim: int | None = 2) -> tuple[int, ...]:
+    """Check that ``boxes`` has a trailing dimension of 4 (and ``ndim`` dimensions when given)."""
+    shape = shape_of(boxes, name)
+    if not shape or shape[-1] != 4 or (ndim is not None and len(shape) != ndim):
+        expected = "[N, 4]" if ndim == 2 else "[..., 4]"
+        raise ValueError(
+            f"Expected {name} of shape {expected} (xmin, ymin, xmax, ymax); received shape {list(shape)}")
+    return shape
+
+
+def box_values(boxes, name: str) -> None:
+    """Check that corner boxes ``(..., 4)`` are finite with ``xmin <= xmax`` and ``ymin <= ymax``."""
+    host = to_host(boxes).reshape(-1, 4)
+    if host.size == 0:
+        return
+    finite = np.isfinite(host).all(axis=1)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise ValueError(
+            f"{name} contains a non-finite coordinate (nan or inf) in the box at index {i}: "
+            f"{_fmt(host[i])}; expected finite (xmin, ymin, xmax, ymax)")
+    inverted = (host[:, 2] < host[:, 0]) | (host[:, 3] < host[:, 1])
+    if inverted.any():
+        i = int(np.argmax(inverted))
+        raise ValueError(
+            f"{name} has a box with xmax < xmin or ymax < ymin at index {i}: {_fmt(host[i])}; "
+            f"expected (xmin, ymin, xmax, ymax) with xmin <= xmax and ymin <= ymax")
+
+
+def positive_size_boxes(boxes, name: str) -> None:
+    """Check that corner boxes ``(..., 4)`` are finite with positive width and height."""
+    host = to_host(boxes).reshape(-1, 4)
+    bad = ~np.isfinite(host).all(axis=1) | ~(host[:, 2] > host[:, 0]) | ~(host[:, 3] > host[:, 1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} must have finite coordinates and positive width and height; the box at index {i} "
+            f"is {_fmt(host[i])}")
+
+
+def labels(labels) -> tuple[int, int]:
+    """Check target labels ``(B, G, 5)``; returns ``(B, G)``.
+
+    Padding rows (class -1) may hold anything; object rows need an integer class >= 0 and a finite
+    box of positive width and height.
+    """
+    shape = shape_of(labels, "labels")
+    if len(shape) != 3 or shape[-1] != 5:
+        raise ValueError(
+            "Expected target labels of shape [B, G, 5] with rows [class, xmin, ymin, xmax, ymax] "
+            f"(class -1 for padding); received shape {list(shape)}")
+    host = to_host(labels)
+    if host.size == 0:
+        return shape[0], shape[1]
+    cls = host[..., 0]
+    finite_cls = np.isfinite(cls)
+    bad_cls = ~finite_cls | (np.where(finite_cls, cls, 0) != np.round(np.where(finite_cls, cls, 0))) | (cls < -1)
+    if bad_cls.any():
+        b, g = np.argwhere(bad_cls)[0]
+        raise ValueError(
+            f"labels[{b}, {g}] has class {cls[b, g]!r}; expected an integer class >= 0, or -1 for a "
+            f"padding row")
+    objects = cls >= 0
+    box = host[..., 1:]
+    bad = objects & (~np.isfinite(box).all(-1) | ~(box[..., 2] > box[..., 0]) | ~(box[..., 3] > box[..., 1]))
+    if bad.any():
+        b, g = np.argwhere(bad)[0]
+        raise ValueError(
+            f"All bounding boxes should have positive height and width. Found invalid box "
+            f"{_fmt(box[b, g])} for target at index {b} (row {g} of labels)")
+    return shape[0], shape[1]
+
+
+def anchors(anchors, name: str = "anchors") -> int:
+    """Check anchors ``(1, A, 4)`` or ``(A, 4)`` with positive sizes; returns ``A``."""
+    shape = shape_of(anchors, name)
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[0] == 1)) or shape[-1] != 4:
+        raise ValueError(f"Expected {name} of shape [1, A, 4] or [A, 4]; received shape {list(shape)}")
+    positive_size_boxes(anchors, name)
+    return shape[-2]
+
+
+def threshold(value, name: str, low: float = 0.0, high: float = 1.0) -> float:
+    """Check a real-valued threshold in ``[low, high]``; returns it as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected {name} to be a float in [{low}, {high}]; received {value!r}")
+    value = float(value)
+    if not low <= value <= high:
+        raise ValueError(f"Expected {name} in [{low}, {high}]; received {name}={value!r}")
+    return value
+
+
+def box_format(fmt, name: str) -> str:
+    """Check a box format string."""
+    from multissd.contract import BOX_FORMATS
+    if fmt not in BOX_FORMATS:
+        raise ValueError(f"Unknown box format. Expected {name} to be one of {list(BOX_FORMATS)}; received {fmt!r}")
+    return fmt
+
+
+def _positive_floats(values, name: str) -> list[float]:
+    try:
+        out = [float(v) for v in np.ravel(np.asarray(values, dtype=np.float64))]
+    except (TypeError, ValueError):
+        raise TypeError(f"Expected {name} to be a sequence of floats; received {values!r}") from None
+    if not out or not all(np.isfinite(v) and v > 0 for v in out):
+        raise ValueError(f"Expected {name} to be a non-empty sequence of finite floats > 0; received {values!r}")
+    return out
+
+
+def prior_args(data, sizes, ratios) -> tuple[int, int, list[float], list[float]]:
+    """Check ``multibox_prior``'s arguments; returns ``(H, W, sizes, ratios)``."""
+    shape = shape_of(data, "data")
+    if len(shape) < 2 or shape[-1] < 1 or shape[-2] < 1:
+        raise ValueError(
+            f"Expected data whose last two dimensions are a feature map (H, W) >= 1, e.g. [B, C, H, W]; "
+            f"received shape {list(shape)}")
+    return shape[-2], shape[-1], _positive_floats(sizes, "sizes"), _positive_floats(ratios, "ratios")
+
+
+def nms_inputs(boxes, scores, iou_threshold) -> float:
+    """Check ``nms``'s arguments; returns the threshold."""
+    n = box_shape(boxes, "boxes")[0]
+    sshape = shape_of(scores, "scores")
+    if len(sshape) != 1:
+        raise ValueError(f"Expected scores of shape [N]; received shape {list(sshape)}")
+    if sshape[0] != n:
+        raise ValueError(f"Expected one score per box: boxes has {n} rows but scores has {sshape[0]}")
+    box_values(boxes, "boxes")
+    host = to_host(scores)
+    if not np.isfinite(host).all():
+        i = int(np.argmin(np.isfinite(host)))
+        raise ValueError(f"scores contains a non-finite value {host[i]!r} at index {i}; expected finite scores")
+    return threshold(iou_threshold, "iou_threshold")
+
+
+def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:
+    """Check ``multibox_detection``'s arguments; returns ``(B, C, A)``."""
+    pshape = shape_of(cls_probs, "cls_probs")
+    if len(pshape) != 3 or pshape[1] < 2:
+        raise ValueError(
+            f"Expected cls_probs of shape [B, C, A] with C >= 2 (background + classes); received shape "
+            f"{list(pshape)}")
+    b, c, a = pshape
+    oshape = shape_of(offset_preds, "offset_preds")
+    if len(oshape) != 2 or oshape[1] != 4 * a:
+        raise ValueError(f"Expected offset_preds of shape [B, 4*A] = [{b}, {4 * a}]; received shape {list(oshape)}")
+    if oshape[0] != b:
+        raise ValueError(f"Batch sizes differ: cls_probs has {b} images but offset_preds has {oshape[0]}")
+    num_anchors = anchors(anchors_)
+    if num_anchors != a:
+        raise ValueError(f"cls_probs has {a} anchors per image but anchors has {num_anchors}")
+    for name, x in (("cls_probs", cls_probs), ("offset_preds", offset_preds)):
+        host = to_host(x)
+        if not np.isfinite(host).all():
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
+            raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
+    return b, c, a

@@ -1,0 +1,348 @@
+"""The backend-neutral contract: every box function of multissd, written down once.
+
+Each function below states its arguments, shapes, dtypes and conventions. Calling it dispatches to
+the backend that owns the tensors it receives (``multissd.backends.numpy``, ``.torch`` or
+``.paddle``); each backend module implements the same functions, with the same names and in the
+same order, in its framework's idiom (like the book's framework tabs).
+
+Letters used in shapes, everywhere in multissd:
+
+- ``B`` batch size (images)
+- ``A`` anchors per image (all scales together)
+- ``G`` ground-truth rows per image (objects plus padding rows)
+- ``C`` classes *including* background (class 0 is background)
+- ``K`` anchors per feature-map location, ``K = len(sizes) + len(ratios) - 1``
+- ``H``, ``W`` height and width of a feature map
+- ``N``, ``M`` numbers of boxes in a plain list of boxes
+
+Conventions:
+
+- Boxes are ``(xmin, ymin, xmax, ymax)`` ("corner", ``xyxy``) unless a name says otherwise;
+  anchors and labels use coordinates normalised to ``[0, 1]`` of the image.
+- Anchors are ordered by feature-map location, row-major (``y`` then ``x``), and within a location:
+  every size with ``ratios[0]``, then ``sizes[0]`` with ``ratios[1:]`` (the book's order).
+- Labels are ``(B, G, 5)`` rows ``[class, xmin, ymin, xmax, ymax]``; class ``-1`` (:data:`PADDING`)
+  marks a padding row, which is never matched to an anchor.
+- IoU of two boxes whose union has zero area is 0, never NaN.
+- Thresholds: an anchor is labelled by threshold when its IoU is ``>= iou_threshold``; NMS
+  suppresses a box whose IoU with a kept box is ``> iou_threshold`` (equal is kept); a detection is
+  kept when its score is ``>= pos_threshold``.
+- Ties are broken by the lower index everywhere (sorting by score is stable).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from dataclasses import dataclass
+
+from multissd import backends
+
+# ---------------------------------------------------------------------------------------------
+# Sentinels and hyper-parameters
+# ---------------------------------------------------------------------------------------------
+
+BACKGROUND = 0    # class index of background in class_labels and cls_probs
+UNMATCHED = -1    # anchors_bbox_map value of an anchor that has no ground-truth box
+PADDING = -1      # class value of a padding row in labels
+NOT_DETECTED = -1  # class_id of a background row in multibox_detection's output
+
+BOOK_POS_THRESHOLD = 0.009999999  # the book's default pos_threshold in multibox_detection
+
+
+@dataclass(frozen=True)
+class OffsetCoding:
+    """How box offsets are encoded against anchors (the book's ``offset_boxes``/``offset_inverse``).
+
+    ``offset_xy = center_scale * (c_gt - c_anchor) / wh_anchor``;
+    ``offset_wh = size_scale * log(eps + wh_gt / wh_anchor)``. The defaults are the book's (its
+    ``10 *``, ``5 *`` and ``eps=1e-6``), i.e. variances 0.1 and 0.2 of the SSD paper. On decoding,
+    ``offset_wh / size_scale`` is clamped at ``max_log_scale`` (``log(1000/16)``, as torchvision's
+    ``BoxCoder``) before ``exp``, so a wild prediction gives a big box, never ``inf``.
+    """
+
+    center_scale: float = 10.0
+    size_scale: float = 5.0
+    eps: float = 1e-6
+    max_log_scale: float = math.log(1000.0 / 16)
+
+
+BOOK_OFFSETS = OffsetCoding()
+
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+
+
+# ---------------------------------------------------------------------------------------------
+# How backends declare that they implement the contract
+# ---------------------------------------------------------------------------------------------
+
+def implements(func):
+    """Decorator for a backend function: checks it matches the contract function of the same name
+    (same parameter names, in the same order) and gives it the contract's docstring."""
+    spec = globals().get(func.__name__)
+    if spec is None or func.__name__ not in CONTRACT:
+        raise TypeError(f"{func.__module__}.{func.__name__} is not a function of the multissd contract")
+    expected = list(inspect.signature(spec).parameters)
+    received = list(inspect.signature(func).parameters)
+    if expected != received:
+        raise TypeError(
+            f"{func.__module__}.{func.__name__} has parameters {received}; the contract says {expected}")
+    func.__doc__ = spec.__doc__
+    return func
+
+
+def _dispatch(func):
+    """Turn a contract stub into the public function that calls the owning backend's version."""
+    name = func.__name__
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        backend = backends.backend_for(*args, *kwargs.values())
+        return getattr(backend, name)(*args, **kwargs)
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving data in and out
+# ---------------------------------------------------------------------------------------------
+
+def asarray(x, dtype=None):
+    """A tensor of the *active* backend holding the data of ``x``.
+
+    Args:
+        x: a NumPy array, nested list or scalar (any shape).
+        dtype: optional dtype name such as ``"float32"`` or ``"int64"`` (or a NumPy dtype); by
+            default the dtype of ``np.asarray(x)``.
+
+    Returns:
+        ``numpy.ndarray`` / ``torch.Tensor`` / ``paddle.Tensor`` of the same shape.
+    """
+    from multissd.config import get_backend
+    return backends.load(get_backend()).asarray(x, dtype)
+
+
+def to_numpy(x):
+    """A ``numpy.ndarray`` with the data of ``x``, a tensor of any backend (same shape and dtype;
+    torch/paddle tensors are detached and moved to the host)."""
+    return backends.backend_for(x).to_numpy(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Boxes
+# ---------------------------------------------------------------------------------------------
+
+@_dispatch
+def box_corner_to_center(boxes):
+    """Convert boxes from ``(xmin, ymin, xmax, ymax)`` to ``(cx, cy, w, h)``.
+
+    Args:
+        boxes: float tensor ``(..., 4)``, usually ``(N, 4)``.
+
+    Returns:
+        tensor of the same shape and dtype.
+    """
+
+
+@_dispatch
+def box_center_to_corner(boxes):
+    """Convert boxes from ``(cx, cy, w, h)`` to ``(xmin, ymin, xmax, ymax)``.
+
+    Args:
+        boxes: float tensor ``(..., 4)``.
+
+    Returns:
+        tensor of the same shape and dtype.
+    """
+
+
+@_dispatch
+def box_convert(boxes, in_fmt, out_fmt):
+    """Convert boxes between the formats ``"xyxy"`` (corners), ``"xywh"`` (top-left corner, width,
+    height) and ``"cxcywh"`` (centre, width, height).
+
+    Args:
+        boxes: float tensor ``(..., 4)`` in ``in_fmt``.
+        in_fmt, out_fmt: one of :data:`BOX_FORMATS`; anything else raises ``ValueError``.
+
+    Returns:
+        tensor ``(..., 4)`` of the same dtype, in ``out_fmt``.
+    """
+
+
+@_dispatch
+def box_area(boxes):
+    """Areas of ``(xmin, ymin, xmax, ymax)`` boxes.
+
+    Args:
+        boxes: tensor ``(N, 4)`` with ``xmin <= xmax`` and ``ymin <= ymax``.
+
+    Returns:
+        tensor ``(N,)``; float16/bfloat16/integer boxes give float32 areas (no overflow), float32 and
+        float64 keep their dtype.
+    """
+
+
+@_dispatch
+def multibox_prior(data, sizes, ratios):
+    """Anchor boxes centred on every pixel of a feature map (the book's ``multibox_prior``).
+
+    Args:
+        data: tensor whose last two dimensions are the feature map's ``(H, W)`` (e.g. ``(B, C, H, W)``);
+            only its shape and its backend (and device) are used.
+        sizes: ``n`` anchor scales in ``(0, 1]`` (sequence of floats).
+        ratios: ``m`` width/height ratios ``> 0`` (sequence of floats).
+
+    Returns:
+        float32 tensor ``(1, H*W*K, 4)`` with ``K = n + m - 1``, normalised ``(xmin, ymin, xmax, ymax)``
+        in the book's order (location row-major; per location ``sizes`` with ``ratios[0]``, then
+        ``sizes[0]`` with ``ratios[1:]``). Widths are scaled by ``H / W`` so rectangular inputs get
+        anchors of the intended shape in the image. Coordinates are not clipped to ``[0, 1]``.
+    """
+
+
+@_dispatch
+def box_iou(boxes1, boxes2):
+    """Pairwise intersection over union (Jaccard index).
+
+    Args:
+        boxes1: tensor ``(N, 4)``, ``(xmin, ymin, xmax, ymax)`` with ``xmin <= xmax``, ``ymin <= ymax``.
+        boxes2: tensor ``(M, 4)``, same format and framework.
+
+    Returns:
+        tensor ``(N, M)``: float64 for float64 inputs, else float32 (float16 and integer boxes are
+        upcast before computing areas). A pair whose union has zero area has IoU 0, never NaN.
+        Empty inputs give ``(0, M)`` / ``(N, 0)``.
+    """
+
+
+@_dispatch
+def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
+    """Match anchors to ground-truth boxes for one image (the book's ``assign_anchor_to_bbox``).
+
+    First every anchor whose best IoU with a ground-truth box is ``>= iou_threshold`` takes that box
+    (ties: lower box index). Then, greedily, the largest remaining entry of the IoU matrix (ties:
+    lower anchor index, then lower box index) assigns its box to its anchor, and that anchor's row
+    and box's column are discarded, until every box has an anchor. So each box gets at least one
+    anchor, as in the book even when it overlaps no anchor at all (IoU 0: it then takes the first
+    anchor not yet taken) -- unlike torchvision's ``SSDMatcher``. With fewer anchors than boxes,
+    the boxes left over stay unmatched.
+
+    Args:
+        ground_truth: float tensor ``(G, 4)`` of boxes (no padding rows; ``G`` may be 0).
+        anchors: float tensor ``(A, 4)``.
+        device: ignored; accepted so the book's calls work (the result lives where ``anchors`` lives).
+        iou_threshold: float.
+
+    Returns:
+        int64 tensor ``(A,)``: the index of the box assigned to each anchor, or :data:`UNMATCHED`.
+    """
+
+
+@_dispatch
+def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
+    """Encode boxes as offsets from anchors (the book's ``offset_boxes``).
+
+    Args:
+        anchors: float tensor ``(..., 4)`` corner boxes with positive width and height (a zero-size
+            anchor raises ``ValueError`` rather than giving ``inf``/NaN).
+        assigned_bb: float tensor broadcastable to ``anchors``, corner boxes.
+        coding: :class:`OffsetCoding` (scales and eps; the book's by default).
+
+    Returns:
+        tensor ``(..., 4)``: ``(dx, dy, dw, dh)`` as described in :class:`OffsetCoding`.
+    """
+
+
+@_dispatch
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+    """Label anchors with classes and box offsets from ground truth (the book's ``multibox_target``).
+
+    Matching is :func:`assign_anchor_to_bbox` per image, over the non-padding rows of ``labels``
+    only; it runs vectorised over the whole batch on torch and paddle. An image without objects
+    (all rows padding, or ``G == 0``) gets all-background targets.
+
+    Args:
+        anchors: float tensor ``(1, A, 4)`` or ``(A, 4)``.
+        labels: float tensor ``(B, G, 5)``, rows ``[class, xmin, ymin, xmax, ymax]``, class ``>= 0``
+            an object class, :data:`PADDING` (-1) a padding row. Object boxes must be finite with
+            positive width and height.
+        iou_threshold: float, the matching threshold (0.5 in the book).
+        coding: :class:`OffsetCoding`.
+
+    Returns:
+        ``(bbox_offset, bbox_mask, class_labels)``:
+
+        - ``bbox_offset``: ``(B, 4*A)`` offsets of the matched boxes, 0 for unmatched anchors;
+        - ``bbox_mask``: ``(B, 4*A)`` 1 for the four coordinates of matched anchors, else 0;
+        - ``class_labels``: int64 ``(B, A)``, object class + 1, :data:`BACKGROUND` (0) if unmatched.
+
+        Float outputs have the dtype of ``labels`` (float32 in the book).
+    """
+
+
+@_dispatch
+def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
+    """Decode predicted offsets into corner boxes (the book's ``offset_inverse``).
+
+    Args:
+        anchors: float tensor ``(..., 4)``, corner boxes.
+        offset_preds: float tensor broadcastable with ``anchors``, ``(dx, dy, dw, dh)``.
+        coding: :class:`OffsetCoding`; ``dw/size_scale`` and ``dh/size_scale`` are clamped at
+            ``coding.max_log_scale`` before ``exp``.
+
+    Returns:
+        tensor ``(..., 4)`` of corner boxes; finite for any finite input.
+    """
+
+
+@_dispatch
+def nms(boxes, scores, iou_threshold):
+    """Greedy non-maximum suppression (the book's ``nms``).
+
+    Boxes are visited in order of decreasing score (a stable sort: equal scores keep the lower index
+    first); a box is dropped when its IoU with an already kept box is ``> iou_threshold``.
+
+    Args:
+        boxes: float tensor ``(N, 4)``, corner boxes.
+        scores: float tensor ``(N,)``, finite.
+        iou_threshold: float in ``[0, 1]``.
+
+    Returns:
+        int64 tensor ``(n_kept,)``: indices of kept boxes, by decreasing score.
+    """
+
+
+@_dispatch
+def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
+                       pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
+    """Turn class probabilities and offsets into detections (the book's ``multibox_detection``).
+
+    Per image: each anchor's best non-background class and its probability (``conf``), decoded
+    boxes, class-agnostic :func:`nms` over the anchors with ``conf >= pos_threshold`` (a box below
+    it can never suppress a detection, so it is left out of NMS).
+
+    Args:
+        cls_probs: float tensor ``(B, C, A)`` of class probabilities, class 0 background.
+        offset_preds: float tensor ``(B, 4*A)``.
+        anchors: float tensor ``(1, A, 4)`` or ``(A, 4)``.
+        nms_threshold: float, IoU above which NMS suppresses.
+        pos_threshold: float, the lowest score of a detection.
+        coding: :class:`OffsetCoding`.
+
+    Returns:
+        tensor ``(B, A, 6)`` of rows ``[class_id, score, xmin, ymin, xmax, ymax]``. First come the
+        detections (``class_id >= 0``, 0-based object class) by decreasing score, exactly the book's
+        rows in the book's order; then the background rows (``class_id`` = :data:`NOT_DETECTED`)
+        in increasing anchor order, whose ``score`` is ``conf`` for a box suppressed by NMS and
+        ``1 - conf`` for a box below ``pos_threshold``, as in the book.
+    """
+
+
+# The contract, in order. Every backend module defines exactly these functions, in this order.
+CONTRACT = (
+    "asarray", "to_numpy",
+    "box_corner_to_center", "box_center_to_corner", "box_convert", "box_area",
+    "multibox_prior", "box_iou", "assign_anchor_to_bbox", "offset_boxes", "multibox_target",
+    "offset_inverse", "nms", "multibox_detection",
+)
