@@ -162,7 +162,7 @@ def nms_inputs(boxes, scores, iou_threshold) -> float:
     host = to_host(scores)
     if not np.isfinite(host).all():
         i = int(np.argmin(np.isfinite(host)))
-        raise ValueError(f"scores contains a non-finite value {host[i]!r} at index {i}; expected finite scores")
+        raise ValueError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
     return threshold(iou_threshold, "iou_threshold")
 
 

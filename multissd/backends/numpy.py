@@ -259,7 +259,7 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
     nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
     pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
-    anchors = anchors.reshape(num_anchors, 4)
+    anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
     out = []
     for i in range(batch_size):
         cls_prob, offset_pred = cls_probs[i], offset_preds[i].reshape(-1, 4)

@@ -317,9 +317,10 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
         keep = paddle.gather(candidates, _nms(paddle.gather(predicted_bb[i], candidates),
                                               paddle.gather(conf[i], candidates), nms_threshold))
         num_kept = int(keep.shape[0])
-        is_kept = paddle.zeros([num_anchors], dtype="bool")
+        is_kept = paddle.zeros([num_anchors], dtype="int32")  # paddle's scatter has no bool kernel
         if num_kept:
-            is_kept = paddle.scatter(is_kept, keep, paddle.ones([num_kept], dtype="bool"))
+            is_kept = paddle.scatter(is_kept, keep, paddle.ones([num_kept], dtype="int32"))
+        is_kept = is_kept.astype("bool")
         order = paddle.concat((keep, paddle.masked_select(all_idx, ~is_kept)))
         out_class = paddle.concat((paddle.gather(class_id[i], keep).astype(dtype),
                                    paddle.full([num_anchors - num_kept], NOT_DETECTED, dtype=dtype)))

@@ -1,0 +1,213 @@
+"""NMS and multibox_detection (RELIABILITY R21-R25), against the book and across backends."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import HAS_TORCH, assert_close, assert_same
+
+# The book's NMS example: four predicted boxes (offsets zero), dog and cat probabilities.
+BOOK_ANCHORS = np.array([[0.1, 0.08, 0.52, 0.92], [0.08, 0.2, 0.56, 0.95],
+                         [0.15, 0.3, 0.62, 0.91], [0.55, 0.2, 0.9, 0.88]], np.float32)
+BOOK_CLS_PROBS = np.array([[0] * 4, [0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.9]], np.float32)
+BOOK_OUTPUT = [[0, 0.9, 0.1, 0.08, 0.52, 0.92],
+               [1, 0.9, 0.55, 0.2, 0.9, 0.88],
+               [-1, 0.8, 0.08, 0.2, 0.56, 0.95],
+               [-1, 0.7, 0.15, 0.3, 0.62, 0.91]]
+
+
+def host(backend, x):
+    return backend.to_numpy(x)
+
+
+def run_nms(backend, boxes, scores, thr):
+    return host(backend, backend.nms(backend.asarray(boxes), backend.asarray(scores), thr))
+
+
+def boxes_with_iou(rng, n, iou_thresh):
+    """torchvision's construction: the last box overlaps the first at IoU = threshold + 1e-5."""
+    boxes = (rng.random((n, 4)) * 100).astype(np.float32)
+    boxes[:, 2:] += boxes[:, :2]
+    boxes[-1] = boxes[0]
+    x0, _, x1, _ = boxes[-1].tolist()
+    iou_thresh += 1e-5
+    boxes[-1, 2] += (x1 - x0) * (1 - iou_thresh) / iou_thresh
+    return boxes, rng.random(n).astype(np.float32)
+
+
+# ---- the book's example ----------------------------------------------------------------------------
+
+def test_book_nms_example(backend):
+    # conf per box is [0.9, 0.8, 0.7, 0.9]: boxes 0 and 3 tie, the lower index comes first.
+    assert_same(run_nms(backend, BOOK_ANCHORS, np.array([0.9, 0.8, 0.7, 0.9], np.float32), 0.5), [0, 3])
+
+
+def test_book_detection_example(backend):
+    output = host(backend, backend.multibox_detection(backend.asarray(BOOK_CLS_PROBS[None]),
+                                                      backend.asarray(np.zeros((1, 16), np.float32)),
+                                                      backend.asarray(BOOK_ANCHORS[None]), nms_threshold=0.5))
+    assert output.shape == (1, 4, 6)
+    np.testing.assert_allclose(output[0], BOOK_OUTPUT, atol=1e-6)
+
+
+# ---- reliability cases -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("thr", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize("seed", range(10))
+def test_nms_cross_backend_R21(other, ref, thr, seed):
+    boxes, scores = boxes_with_iou(np.random.default_rng(seed), 1000, thr)
+    expected = ref.nms(boxes, scores, thr)
+    actual = run_nms(other, boxes, scores, thr)
+    assert_same(actual, expected)
+    assert not (0 in actual and 999 in actual)  # the pair just above the threshold is suppressed
+
+
+@pytest.mark.parametrize("thr", [0.2, 0.5, 0.8])
+def test_nms_pair_just_above_threshold_is_suppressed_R21(backend, thr):
+    boxes, scores = boxes_with_iou(np.random.default_rng(0), 1000, thr)
+    keep = run_nms(backend, boxes, scores, thr)
+    assert not (0 in keep and 999 in keep)
+    # kept boxes never overlap more than the threshold
+    iou = host(backend, backend.box_iou(backend.asarray(boxes[keep]), backend.asarray(boxes[keep])))
+    assert (np.triu(iou, 1) <= thr).all()
+
+
+def test_iou_equal_to_threshold_keeps_both_R22(backend):
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 5]], np.float32)
+    assert_same(run_nms(backend, boxes, np.array([0.9, 0.8], np.float32), 0.5), [0, 1])
+
+
+def test_threshold_zero_suppresses_any_overlap_R22(backend):
+    boxes = np.array([[0, 0, 10, 10], [9.9, 9.9, 20, 20], [10, 10, 20, 20]], np.float32)
+    # box 1 overlaps box 0 by a sliver and is suppressed; box 2 only touches box 0 and is kept
+    assert_same(run_nms(backend, boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.0), [0, 2])
+    # without box 0, box 1 is kept and suppresses box 2
+    assert_same(run_nms(backend, boxes[1:], np.array([0.8, 0.7], np.float32), 0.0), [0])
+
+
+@pytest.mark.parametrize("boxes, scores, match", [
+    (np.zeros(4), np.zeros(1), r"Expected boxes of shape \[N, 4\]"),
+    (np.zeros((3, 5)), np.zeros(3), r"Expected boxes of shape \[N, 4\]"),
+    (np.zeros((3, 4)), np.zeros((3, 2)), r"Expected scores of shape \[N\]"),
+    (np.zeros((3, 4)), np.zeros(2), r"boxes has 3 rows but scores has 2"),
+    (np.zeros((2, 4)), np.array([0.5, np.nan]), r"scores contains a non-finite value nan at index 1"),
+    (np.array([[0, 0, 1, 1], [0, np.nan, 1, 1]]), np.zeros(2), r"boxes contains a non-finite coordinate"),
+    (np.array([[0, 0, 1, 1], [2, 0, 1, 1]]), np.zeros(2), r"boxes has a box with xmax < xmin"),
+], ids=["boxes-1d", "boxes-5", "scores-2d", "n-mismatch", "nan-score", "nan-box", "inverted"])
+def test_nms_malformed_input_R23(backend, boxes, scores, match):
+    with pytest.raises(ValueError, match=match):
+        backend.nms(backend.asarray(boxes.astype(np.float32)), backend.asarray(scores.astype(np.float32)), 0.5)
+
+
+def test_nms_bad_threshold(backend):
+    with pytest.raises(ValueError, match="iou_threshold"):
+        run_nms(backend, BOOK_ANCHORS, np.ones(4, np.float32), -0.1)
+
+
+def test_nms_empty_and_single_R24(backend):
+    keep = run_nms(backend, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5)
+    assert keep.shape == (0,) and keep.dtype == np.int64
+    assert_same(run_nms(backend, BOOK_ANCHORS[:1], np.array([0.3], np.float32), 0.5), [0])
+
+
+def test_detection_all_below_threshold_R24(backend):
+    probs = np.full((2, 3, 4), 0.001, np.float32)
+    probs[:, 0] = 0.998
+    out = host(backend, backend.multibox_detection(backend.asarray(probs), backend.asarray(np.zeros((2, 16), np.float32)),
+                                                   backend.asarray(BOOK_ANCHORS[None])))
+    assert out.shape == (2, 4, 6)
+    assert (out[..., 0] == -1).all()
+    np.testing.assert_allclose(out[..., 1], 0.999, rtol=1e-6)  # 1 - conf, as the book
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tied_scores_are_stable_R25(backend, ref, seed):
+    rng = np.random.default_rng(seed)
+    boxes = (rng.random((300, 4)) * 50).astype(np.float32)
+    boxes[:, 2:] += boxes[:, :2]
+    scores = rng.choice(np.array([0.2, 0.5, 0.9], np.float32), size=300)
+    keep = run_nms(backend, boxes, scores, 0.5)
+    assert_same(keep, ref.nms(boxes, scores, 0.5))
+    # by decreasing score, and by increasing index within a score
+    order = np.lexsort((keep, -scores[keep]))
+    assert_same(keep, keep[order])
+
+
+def test_identical_boxes_keep_the_first(backend):
+    boxes = np.tile(BOOK_ANCHORS[:1], (5, 1))
+    assert_same(run_nms(backend, boxes, np.full(5, 0.5, np.float32), 0.5), [0])
+
+
+# ---- multibox_detection across backends and against the book ---------------------------------------
+
+def _detection_inputs(ref, rng, batch=3, num_classes=3, shape=(1, 3, 6, 5)):
+    anchors = ref.multibox_prior(np.zeros(shape, np.float32), [0.3, 0.5], [1, 2, 0.5])
+    num_anchors = anchors.shape[1]
+    logits = rng.normal(0, 2, size=(batch, num_classes + 1, num_anchors))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    offsets = rng.normal(0, 1, size=(batch, 4 * num_anchors))
+    return probs.astype(np.float32), offsets.astype(np.float32), anchors
+
+
+@pytest.mark.parametrize("nms_threshold", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("seed", range(3))
+def test_multibox_detection_cross_backend(other, ref, seed, nms_threshold):
+    probs, offsets, anchors = _detection_inputs(ref, np.random.default_rng(seed))
+    expected = ref.multibox_detection(probs, offsets, anchors, nms_threshold=nms_threshold, pos_threshold=0.3)
+    actual = host(other, other.multibox_detection(other.asarray(probs), other.asarray(offsets), other.asarray(anchors),
+                                                  nms_threshold=nms_threshold, pos_threshold=0.3))
+    assert_same(actual[..., 0], expected[..., 0])
+    assert_close(actual[..., 1:], expected[..., 1:])
+
+
+def test_multibox_detection_float64(backend, ref):
+    probs, offsets, anchors = _detection_inputs(ref, np.random.default_rng(7), batch=2)
+    expected = ref.multibox_detection(probs.astype(np.float64), offsets.astype(np.float64), anchors)
+    actual = host(backend, backend.multibox_detection(backend.asarray(probs.astype(np.float64)),
+                                                      backend.asarray(offsets.astype(np.float64)),
+                                                      backend.asarray(anchors)))
+    assert actual.dtype == np.float64
+    assert_same(actual[..., 0], expected[..., 0])
+    assert_close(actual[..., 1:], expected[..., 1:], "float64")
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the book's reference code needs torch")
+@pytest.mark.parametrize("seed", range(4))
+def test_multibox_detection_matches_book(backend, ref, seed):
+    import torch
+
+    from multissd import book_reference as book
+    probs, offsets, anchors = _detection_inputs(ref, np.random.default_rng(seed), batch=2)
+    expected = book.multibox_detection(torch.from_numpy(probs), torch.from_numpy(offsets),
+                                       torch.from_numpy(anchors)).numpy()
+    actual = host(backend, backend.multibox_detection(backend.asarray(probs), backend.asarray(offsets),
+                                                      backend.asarray(anchors)))
+    for image in range(2):
+        detected = expected[image, :, 0] >= 0
+        num = int(detected.sum())
+        assert num > 0
+        # the detections: the book's rows, in the book's order
+        assert_same(actual[image, :num, 0], expected[image, detected, 0])
+        assert_close(actual[image, :num, 1:], expected[image, detected, 1:])
+        assert (actual[image, num:, 0] == -1).all()
+        # the background rows: the same rows, in anchor order
+        rest_expected = expected[image, ~detected]
+        rest_actual = actual[image, num:]
+        key = lambda rows: rows[np.lexsort(rows[:, ::-1].T)]  # noqa: E731
+        assert_close(key(rest_actual), key(rest_expected))
+
+
+def test_detection_bad_shapes(backend, ref):
+    probs, offsets, anchors = _detection_inputs(ref, np.random.default_rng(0), batch=2)
+    p, o, a = backend.asarray(probs), backend.asarray(offsets), backend.asarray(anchors)
+    with pytest.raises(ValueError, match=r"Batch sizes differ: cls_probs has 2 images but offset_preds has 1"):
+        backend.multibox_detection(p, backend.asarray(offsets[:1]), a)
+    with pytest.raises(ValueError, match=r"Expected offset_preds of shape \[B, 4\*A\]"):
+        backend.multibox_detection(p, backend.asarray(offsets[:, :-4]), a)
+    with pytest.raises(ValueError, match=r"cls_probs has \d+ anchors per image but anchors has"):
+        backend.multibox_detection(p, o, backend.asarray(anchors[:, :-1]))
+    with pytest.raises(ValueError, match=r"Expected cls_probs of shape \[B, C, A\] with C >= 2"):
+        backend.multibox_detection(backend.asarray(probs[:, :1]), o, a)
+    bad = probs.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"cls_probs contains a non-finite value at index \[1, 2, 3\]"):
+        backend.multibox_detection(backend.asarray(bad), o, a)
