@@ -205,3 +205,30 @@ def test_top_level_functions_dispatch(backend):
     boxes = backend.asarray(np.asarray(INT_BOXES, np.float32))
     result = multissd.box_iou(boxes, boxes)
     assert type(result) is type(boxes)
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("boxes1, match", [
+    (np.zeros((2, 5)), r"Expected boxes1 of shape \[N, 4\] \(xmin, ymin, xmax, ymax\); received shape \[2, 5\]"),
+    (np.zeros(4), r"Expected boxes1 of shape \[N, 4\]"),
+    (np.zeros((1, 2, 4)), r"Expected boxes1 of shape \[N, 4\]"),
+    (np.array([[0, 0, 1, 1], [5, 0, 1, 1]]), r"boxes1 has a box with xmax < xmin or ymax < ymin at index 1: "
+                                             r"\[5, 0, 1, 1\]"),
+    (np.array([[0, 3, 1, 1]]), r"xmax < xmin or ymax < ymin at index 0"),
+    (np.array([[0, 0, np.nan, 1]]), r"boxes1 contains a non-finite coordinate \(nan or inf\) in the box at index 0"),
+    (np.array([[0, 0, 1, 1], [-np.inf, 0, 1, 1]]), r"non-finite coordinate .* at index 1"),
+], ids=["trailing-5", "1d", "3d", "inverted-x", "inverted-y", "nan", "inf"])
+def test_box_iou_bad_input(backend, boxes1, match):
+    with pytest.raises(ValueError, match=match):
+        backend.box_iou(backend.asarray(boxes1.astype(np.float32)), backend.asarray(np.zeros((1, 4), np.float32)))
+
+
+def test_box_functions_reject_non_tensors(backend):
+    with pytest.raises(TypeError, match="Expected boxes to be a tensor"):
+        backend.box_corner_to_center([[0, 0, 1, 1]])
+
+
+def test_conversions_reject_wrong_trailing_dimension(backend):
+    with pytest.raises(ValueError, match=r"Expected boxes of shape \[\.\.\., 4\]"):
+        backend.box_corner_to_center(backend.asarray(np.zeros((3, 5), np.float32)))
