@@ -11,6 +11,12 @@ from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX
                                assign_anchor_to_bbox, box_area, box_center_to_corner, box_convert,
                                box_corner_to_center, box_iou, multibox_detection, multibox_prior,
                                multibox_target, nms, offset_boxes, offset_inverse, to_numpy)
+from multissd.model_spec import TinySSDSpec, init_weights
+from multissd.nn_contract import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor,
+                                  binary_focal_loss, blk_forward, calc_loss, cls_eval, cls_predictor,
+                                  concat_preds, cross_entropy, down_sample_blk, flatten_pred, focal_loss,
+                                  get_blk, get_weights, set_weights, smooth_l1_loss)
+from multissd.weights import load_model, load_weights, save_weights
 
 __version__ = "0.1.0"
 
@@ -22,4 +28,9 @@ __all__ = [
     "multibox_detection",
     "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOX_FORMATS",
     "BACKGROUND", "UNMATCHED", "PADDING", "NOT_DETECTED",
+    "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
+    "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "init_weights", "get_weights", "set_weights",
+    "save_weights", "load_weights", "load_model",
+    "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "cls_eval", "bbox_eval",
+    "LossConfig", "BOOK_LOSS",
 ]

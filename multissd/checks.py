@@ -14,7 +14,7 @@ from multissd.backends import to_host
 
 __all__ = [
     "shape_of", "box_shape", "box_values", "labels", "anchors", "positive_size_boxes",
-    "threshold", "box_format", "prior_args", "nms_inputs", "detection_inputs",
+    "threshold", "box_format", "prior_args", "nms_inputs", "detection_inputs", "loss_inputs",
 ]
 
 
@@ -188,3 +188,19 @@ def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
             raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
     return b, c, a
+
+
+def loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks) -> tuple[int, int, int]:
+    """Check the shapes of ``calc_loss``'s arguments; returns ``(B, A, C)``."""
+    pshape = shape_of(cls_preds, "cls_preds")
+    if len(pshape) != 3 or pshape[2] < 2:
+        raise ValueError(f"Expected cls_preds of shape [B, A, C] with C >= 2; received shape {list(pshape)}")
+    b, a, c = pshape
+    if shape_of(cls_labels, "cls_labels") != (b, a):
+        raise ValueError(f"Expected cls_labels of shape [B, A] = [{b}, {a}]; received shape "
+                         f"{list(shape_of(cls_labels, 'cls_labels'))}")
+    for name, x in (("bbox_preds", bbox_preds), ("bbox_labels", bbox_labels), ("bbox_masks", bbox_masks)):
+        if shape_of(x, name) != (b, 4 * a):
+            raise ValueError(f"Expected {name} of shape [B, 4*A] = [{b}, {4 * a}]; received shape "
+                             f"{list(shape_of(x, name))}")
+    return b, a, c

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "BackendInfo", "BackendNotAvailableError", "REGISTRY", "DEFAULT_ORDER",
-    "available_backends", "is_installed", "load", "backend_name_of", "backend_for", "to_host",
+    "available_backends", "is_installed", "load", "load_nn", "backend_name_of", "backend_for", "to_host",
 ]
 
 
@@ -85,18 +85,41 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(info.module)
 
 
+def load_nn(name: str) -> ModuleType:
+    """Import and return ``multissd.backends.<name>_nn``: the backend's model pieces and losses."""
+    return importlib.import_module(load(name).__name__ + "_nn")
+
+
+def nn_attribute_getter(name: str):
+    """A module ``__getattr__`` for ``multissd/backends/<name>.py`` that finds the model pieces and
+    losses in ``<name>_nn.py``, so ``multissd.backends.torch.TinySSD`` works as well."""
+    def __getattr__(attribute):
+        from multissd.nn_contract import NN_CONTRACT
+        if attribute in NN_CONTRACT:
+            return getattr(load_nn(name), attribute)
+        raise AttributeError(f"module 'multissd.backends.{name}' has no attribute {attribute!r}")
+    return __getattr__
+
+
+# Model base classes, by backend: (module, class name). A model of a backend counts as its tensor.
+_MODEL_TYPES = {"numpy": ("multissd.backends.numpy_layers", "Layer"), "torch": ("torch.nn", "Module"),
+                "paddle": ("paddle.nn", "Layer")}
+
+
 def backend_name_of(value) -> str | None:
-    """The backend whose tensor type ``value`` is, or ``None`` for anything that is not a tensor.
+    """The backend whose tensor (or model) type ``value`` is, or ``None`` for anything else.
 
     Only frameworks that are already imported are asked, so this never imports one.
     """
     if isinstance(value, np.ndarray):
         return "numpy"
     for info in REGISTRY.values():
-        if info.name == "numpy":
-            continue
         framework = sys.modules.get(info.import_name)
-        if framework is not None and isinstance(value, getattr(framework, info.tensor_type)):
+        if info.name != "numpy" and framework is not None and isinstance(value, getattr(framework, info.tensor_type)):
+            return info.name
+        module_name, class_name = _MODEL_TYPES[info.name]
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(value, getattr(module, class_name)):
             return info.name
     return None
 

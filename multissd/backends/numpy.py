@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd import checks
+from multissd import backends, checks
 from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
                                UNMATCHED, implements)
 
@@ -278,3 +278,6 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     if batch_size == 0:
         return np.zeros((0, num_anchors, 6), dtype=cls_probs.dtype)
     return np.stack(out)
+
+
+__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from numpy_nn.py

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-from multissd import checks
+from multissd import backends, checks
 from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
                                UNMATCHED, implements)
 
@@ -331,3 +331,6 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     if batch_size == 0:
         return paddle.zeros([0, num_anchors, 6], dtype=dtype)
     return paddle.stack(out)
+
+
+__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from paddle_nn.py

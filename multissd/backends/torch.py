@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from multissd import checks
+from multissd import backends, checks
 from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
                                UNMATCHED, implements)
 
@@ -322,3 +322,6 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     if batch_size == 0:
         return torch.zeros((0, num_anchors, 6), dtype=dtype, device=device)
     return torch.stack(out)
+
+
+__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from torch_nn.py

@@ -1,0 +1,221 @@
+"""NumPy: the model pieces and losses of :mod:`multissd.nn_contract`, forward passes only.
+
+Same functions, same order as ``torch_nn.py`` and ``paddle_nn.py``. The layers come from
+:mod:`multissd.backends.numpy_layers`; the NumPy backend runs models (inference, and batch norm's
+training-mode forward) and computes losses, but cannot train (``CAN_TRAIN = False``).
+"""
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+
+import numpy as np
+
+from multissd import checks
+from multissd.backends import numpy as boxes
+from multissd.backends import numpy_layers as nn
+from multissd.model import TinySSDMixin, resolve_spec
+from multissd.model_spec import TinySSDSpec
+from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
+from multissd.weights import check_weights
+
+_BOOK_SPEC = TinySSDSpec()
+
+
+def concat(tensors, axis):
+    """Concatenate along ``axis`` (the mixin's adapter)."""
+    return np.concatenate(tensors, axis=axis)
+
+
+def reshape(x, shape):
+    """Reshape (the mixin's adapter)."""
+    return x.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+@implements
+def cls_predictor(num_inputs, num_anchors, num_classes):
+    return nn.Conv2d(num_inputs, num_anchors * (num_classes + 1), kernel_size=3, padding=1)
+
+
+@implements
+def bbox_predictor(num_inputs, num_anchors):
+    return nn.Conv2d(num_inputs, num_anchors * 4, kernel_size=3, padding=1)
+
+
+@implements
+def flatten_pred(pred):
+    return pred.transpose(0, 2, 3, 1).reshape(pred.shape[0], -1)  # (B, ch, H, W) -> (B, H*W*ch)
+
+
+@implements
+def concat_preds(preds):
+    return np.concatenate([flatten_pred(p) for p in preds], axis=1)
+
+
+@implements
+def down_sample_blk(in_channels, out_channels, spec=None):
+    spec = spec or _BOOK_SPEC
+    blk = []
+    for _ in range(2):
+        blk.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        blk.append(nn.BatchNorm2d(out_channels, eps=spec.bn_eps, momentum=spec.bn_momentum))
+        blk.append(nn.ReLU())
+        in_channels = out_channels
+    blk.append(nn.MaxPool2d(2))
+    return nn.Sequential(*blk)
+
+
+@implements
+def base_net(spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(*[down_sample_blk(c_in, c_out, spec) for c_in, c_out in spec.block_layout(0)[1]])
+
+
+@implements
+def get_blk(i, spec=None):
+    spec = spec or _BOOK_SPEC
+    layout = spec.block_layout(i)
+    if layout[0] == "base":
+        return base_net(spec)
+    if layout[0] == "down":
+        return down_sample_blk(layout[1], layout[2], spec)
+    return nn.AdaptiveMaxPool2d()
+
+
+@implements
+def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+    Y = blk(X)
+    anchors = boxes.multibox_prior(Y, sizes=size, ratios=ratio)
+    return (Y, anchors, cls_predictor(Y), bbox_predictor(Y))
+
+
+@implements
+class TinySSD(TinySSDMixin, nn.Layer):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, num_classes=1, spec=None, seed=0):
+        nn.Layer.__init__(self)
+        self._build(resolve_spec(num_classes, spec), seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights by neutral name
+# --------------------------------------------------------------------------------------------
+
+@implements
+def get_weights(net):
+    arrays = dict(net.named_arrays())
+    return OrderedDict((name, arrays[name].copy()) for name in net.spec.parameters())
+
+
+@implements
+def set_weights(net, weights):
+    check_weights(net.spec, weights)
+    for name, value in weights.items():
+        net.set_array(name, value)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses and metrics (values only)
+# --------------------------------------------------------------------------------------------
+
+def _reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    total = loss.sum(dtype=loss.dtype)
+    return total if reduction == "sum" else total / max(1, loss.size)  # empty mean is 0, not NaN
+
+
+def _ce(logits, labels):
+    """``(..., C), (...) -> (...)``: log-sum-exp minus the label's logit."""
+    top = logits.max(axis=-1, keepdims=True)                                   # (..., 1)
+    lse = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))              # (...)
+    return lse - np.take_along_axis(logits, labels.astype(np.int64)[..., None], axis=-1)[..., 0]
+
+
+def _focal(logits, labels, alpha, gamma):
+    ce = _ce(logits, labels)
+    if gamma == 0:
+        return alpha * ce
+    return alpha * (1 - np.exp(-ce)) ** gamma * ce
+
+
+def _binary_focal(logits, labels, alpha, gamma):
+    """``(..., C), (...) -> (..., C - 1)``: sigmoid BCE on the object columns, optionally focal."""
+    x = logits[..., 1:]                                                          # (..., Q)
+    classes = np.arange(1, x.shape[-1] + 1)                                      # (Q,)
+    t = (labels.astype(np.int64)[..., None] == classes).astype(x.dtype)          # (..., Q) one-hot
+    loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    if gamma != 0:
+        p = 1 / (1 + np.exp(-x))
+        loss = loss * (1 - (p * t + (1 - p) * (1 - t))) ** gamma
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def _smooth_l1(x, sigma):
+    diff = np.abs(x)
+    return np.where(diff < 1 / sigma ** 2, 0.5 * (sigma * diff) ** 2, diff - 0.5 / sigma ** 2)
+
+
+@implements
+def cross_entropy(logits, labels, reduction="mean"):
+    return _reduce(_ce(logits, labels), check_reduction(reduction))
+
+
+@implements
+def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
+    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
+    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+
+
+@implements
+def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
+    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+    if config.cls_loss == "ce":
+        cls = _ce(cls_preds, cls_labels)                                         # (B, A)
+    elif config.cls_loss == "focal":
+        cls = _focal(cls_preds, cls_labels, config.focal_alpha, config.focal_gamma)
+    else:
+        alpha, gamma = (-1.0, 0.0) if config.cls_loss == "bce" else (config.focal_alpha, config.focal_gamma)
+        cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(axis=-1)   # (B, A)
+    diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
+    box = np.abs(diff) if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
+    if config.neg_pos_ratio is None:  # the book: average over every anchor
+        cls, box = cls.mean(axis=1), box.mean(axis=1)
+    else:  # hard negative mining
+        positive = cls_labels > 0                                                # (B, A)
+        num_pos = positive.sum(axis=1)                                           # (B,)
+        num_neg = np.minimum(np.floor(num_pos * config.neg_pos_ratio).astype(np.int64), positive.shape[1] - num_pos)
+        neg_loss = np.where(positive, -np.inf, cls)                              # (B, A)
+        order = np.argsort(-neg_loss, axis=1, kind="stable")
+        rank = np.argsort(order, axis=1, kind="stable")                          # rank of each anchor
+        selected = positive | (rank < num_neg[:, None])
+        norm = np.maximum(num_pos, 1).astype(cls.dtype)
+        cls = np.where(selected, cls, 0).sum(axis=1) / norm
+        box = box.sum(axis=1) / norm
+    return (config.cls_weight * cls + config.box_weight * box).astype(cls_preds.dtype)
+
+
+@implements
+def cls_eval(cls_preds, cls_labels):
+    return float((cls_preds.argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).sum())
+
+
+@implements
+def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+    return float((np.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())

@@ -1,0 +1,255 @@
+"""PaddlePaddle: the model pieces and losses of :mod:`multissd.nn_contract`, in Paddle's idiom.
+
+Same functions, same order as ``numpy_nn.py`` and ``torch_nn.py``. Paddle quirks handled here:
+batch norm's ``momentum`` is ``1 -`` torch's, its statistics are called ``_mean``/``_variance``
+(mapped to the neutral ``running_mean``/``running_var``), and it updates the running variance with
+the biased batch variance where torch uses the unbiased one (corrected in :class:`BatchNorm2D`).
+"""
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from multissd import checks
+from multissd.backends import paddle as boxes
+from multissd.model import TinySSDMixin, resolve_spec
+from multissd.model_spec import TinySSDSpec
+from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
+from multissd.weights import check_weights
+
+_BOOK_SPEC = TinySSDSpec()
+# neutral name suffix -> paddle's
+_PADDLE_NAMES = {"running_mean": "_mean", "running_var": "_variance"}
+
+
+def concat(tensors, axis):
+    """Concatenate along ``axis`` (the mixin's adapter)."""
+    return paddle.concat(tensors, axis=axis)
+
+
+def reshape(x, shape):
+    """Reshape (the mixin's adapter)."""
+    return x.reshape(list(shape))
+
+
+class BatchNorm2D(nn.BatchNorm2D):
+    """``paddle.nn.BatchNorm2D`` with torch's conventions: ``momentum`` as torch's, and the running
+    variance updated with the unbiased batch variance (paddle uses the biased one)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__(num_features, momentum=1 - momentum, epsilon=eps)
+        self._torch_momentum = momentum
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        previous = self._variance.clone()
+        out = super().forward(x)
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        if n > 1:
+            with paddle.no_grad():
+                m = self._torch_momentum
+                biased = (self._variance - (1 - m) * previous) / m  # recovered from paddle's update
+                self._variance.set_value((1 - m) * previous + m * biased * (n / (n - 1)))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+@implements
+def cls_predictor(num_inputs, num_anchors, num_classes):
+    return nn.Conv2D(num_inputs, num_anchors * (num_classes + 1), kernel_size=3, padding=1)
+
+
+@implements
+def bbox_predictor(num_inputs, num_anchors):
+    return nn.Conv2D(num_inputs, num_anchors * 4, kernel_size=3, padding=1)
+
+
+@implements
+def flatten_pred(pred):
+    return paddle.flatten(pred.transpose([0, 2, 3, 1]), start_axis=1)  # (B, ch, H, W) -> (B, H*W*ch)
+
+
+@implements
+def concat_preds(preds):
+    return paddle.concat([flatten_pred(p) for p in preds], axis=1)
+
+
+@implements
+def down_sample_blk(in_channels, out_channels, spec=None):
+    spec = spec or _BOOK_SPEC
+    blk = []
+    for _ in range(2):
+        blk.append(nn.Conv2D(in_channels, out_channels, kernel_size=3, padding=1))
+        blk.append(BatchNorm2D(out_channels, eps=spec.bn_eps, momentum=spec.bn_momentum))
+        blk.append(nn.ReLU())
+        in_channels = out_channels
+    blk.append(nn.MaxPool2D(2))
+    return nn.Sequential(*blk)
+
+
+@implements
+def base_net(spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(*[down_sample_blk(c_in, c_out, spec) for c_in, c_out in spec.block_layout(0)[1]])
+
+
+@implements
+def get_blk(i, spec=None):
+    spec = spec or _BOOK_SPEC
+    layout = spec.block_layout(i)
+    if layout[0] == "base":
+        return base_net(spec)
+    if layout[0] == "down":
+        return down_sample_blk(layout[1], layout[2], spec)
+    return nn.AdaptiveMaxPool2D((1, 1))
+
+
+@implements
+def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+    Y = blk(X)
+    anchors = boxes.multibox_prior(Y, sizes=size, ratios=ratio)
+    return (Y, anchors, cls_predictor(Y), bbox_predictor(Y))
+
+
+@implements
+class TinySSD(TinySSDMixin, nn.Layer):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, num_classes=1, spec=None, seed=0):
+        nn.Layer.__init__(self)
+        self._build(resolve_spec(num_classes, spec), seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights by neutral name
+# --------------------------------------------------------------------------------------------
+
+def _paddle_name(name: str) -> str:
+    owner, _, leaf = name.rpartition(".")
+    return f"{owner}.{_PADDLE_NAMES.get(leaf, leaf)}"
+
+
+@implements
+def get_weights(net):
+    state = net.state_dict()
+    return OrderedDict((name, state[_paddle_name(name)].numpy().copy()) for name in net.spec.parameters())
+
+
+@implements
+def set_weights(net, weights):
+    check_weights(net.spec, weights)
+    state = net.state_dict()
+    for name, value in weights.items():
+        state[_paddle_name(name)].set_value(np.array(value, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Losses and metrics
+# --------------------------------------------------------------------------------------------
+
+def _reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else total / max(1, loss.numel().item())  # empty mean is 0, not NaN
+
+
+def _ce(logits, labels):
+    """``(..., C), (...) -> (...)``: log-sum-exp minus the label's logit (paddle's log_softmax
+    saturates at -64 on CPU, so it is not used)."""
+    top = logits.detach().amax(axis=-1, keepdim=True)                          # (..., 1)
+    lse = top.squeeze(-1) + paddle.log(paddle.exp(logits - top).sum(axis=-1))  # (...)
+    return lse - paddle.take_along_axis(logits, labels.astype("int64").unsqueeze(-1), axis=-1).squeeze(-1)
+
+
+def _focal(logits, labels, alpha, gamma):
+    ce = _ce(logits, labels)
+    if gamma == 0:
+        return alpha * ce
+    return alpha * (1 - paddle.exp(-ce)) ** gamma * ce
+
+
+def _binary_focal(logits, labels, alpha, gamma):
+    """``(..., C), (...) -> (..., C - 1)``: sigmoid BCE on the object columns, optionally focal."""
+    x = logits[..., 1:]                                                          # (..., Q)
+    classes = paddle.arange(1, x.shape[-1] + 1, dtype="int64")                   # (Q,)
+    t = (labels.astype("int64").unsqueeze(-1) == classes).astype(x.dtype)        # (..., Q) one-hot
+    loss = x.clip(min=0) - x * t + paddle.log1p(paddle.exp(-x.abs()))
+    if gamma != 0:
+        p = paddle.nn.functional.sigmoid(x)
+        loss = loss * (1 - (p * t + (1 - p) * (1 - t))) ** gamma
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def _smooth_l1(x, sigma):
+    diff = x.abs()
+    return paddle.where(diff < 1 / sigma ** 2, 0.5 * (sigma * diff) ** 2, diff - 0.5 / sigma ** 2)
+
+
+@implements
+def cross_entropy(logits, labels, reduction="mean"):
+    return _reduce(_ce(logits, labels), check_reduction(reduction))
+
+
+@implements
+def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
+    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
+    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+
+
+@implements
+def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
+    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+    if config.cls_loss == "ce":
+        cls = _ce(cls_preds, cls_labels)                                         # (B, A)
+    elif config.cls_loss == "focal":
+        cls = _focal(cls_preds, cls_labels, config.focal_alpha, config.focal_gamma)
+    else:
+        alpha, gamma = (-1.0, 0.0) if config.cls_loss == "bce" else (config.focal_alpha, config.focal_gamma)
+        cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(axis=-1)   # (B, A)
+    diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
+    box = diff.abs() if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
+    if config.neg_pos_ratio is None:  # the book: average over every anchor
+        cls, box = cls.mean(axis=1), box.mean(axis=1)
+    else:  # hard negative mining
+        positive = cls_labels > 0                                                # (B, A)
+        num_pos = positive.astype("int64").sum(axis=1)                           # (B,)
+        num_neg = paddle.minimum(paddle.floor(num_pos.astype("float64") * config.neg_pos_ratio).astype("int64"),
+                                 positive.shape[1] - num_pos)
+        neg_loss = paddle.where(positive, paddle.full_like(cls, -np.inf), cls.detach())  # (B, A)
+        order = paddle.argsort(neg_loss, axis=1, descending=True, stable=True)
+        rank = paddle.argsort(order, axis=1, stable=True)                        # rank of each anchor
+        selected = positive | (rank < num_neg.unsqueeze(1))
+        norm = num_pos.clip(min=1).astype(cls.dtype)
+        cls = paddle.where(selected, cls, paddle.zeros_like(cls)).sum(axis=1) / norm
+        box = box.sum(axis=1) / norm
+    return config.cls_weight * cls + config.box_weight * box
+
+
+@implements
+def cls_eval(cls_preds, cls_labels):
+    return float((cls_preds.argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).astype("float32").sum())
+
+
+@implements
+def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+    return float((paddle.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())

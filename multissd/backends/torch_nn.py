@@ -1,0 +1,224 @@
+"""PyTorch: the model pieces and losses of :mod:`multissd.nn_contract`, in PyTorch's idiom.
+
+Same functions, same order as ``numpy_nn.py`` and ``paddle_nn.py``. The layers are the book's
+(``nn.Conv2d``, ``nn.BatchNorm2d``, ...); ``TinySSD`` is a native ``torch.nn.Module`` whose
+structure comes from :class:`multissd.TinySSDSpec` via :class:`multissd.model.TinySSDMixin`.
+"""
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from multissd import checks
+from multissd.backends import torch as boxes
+from multissd.model import TinySSDMixin, resolve_spec
+from multissd.model_spec import TinySSDSpec
+from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
+from multissd.weights import check_weights
+
+_BOOK_SPEC = TinySSDSpec()
+
+
+def concat(tensors, axis):
+    """Concatenate along ``axis`` (the mixin's adapter)."""
+    return torch.cat(tensors, dim=axis)
+
+
+def reshape(x, shape):
+    """Reshape (the mixin's adapter)."""
+    return x.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+@implements
+def cls_predictor(num_inputs, num_anchors, num_classes):
+    return nn.Conv2d(num_inputs, num_anchors * (num_classes + 1), kernel_size=3, padding=1)
+
+
+@implements
+def bbox_predictor(num_inputs, num_anchors):
+    return nn.Conv2d(num_inputs, num_anchors * 4, kernel_size=3, padding=1)
+
+
+@implements
+def flatten_pred(pred):
+    return torch.flatten(pred.permute(0, 2, 3, 1), start_dim=1)  # (B, ch, H, W) -> (B, H*W*ch)
+
+
+@implements
+def concat_preds(preds):
+    return torch.cat([flatten_pred(p) for p in preds], dim=1)
+
+
+@implements
+def down_sample_blk(in_channels, out_channels, spec=None):
+    spec = spec or _BOOK_SPEC
+    blk = []
+    for _ in range(2):
+        blk.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        blk.append(nn.BatchNorm2d(out_channels, eps=spec.bn_eps, momentum=spec.bn_momentum))
+        blk.append(nn.ReLU())
+        in_channels = out_channels
+    blk.append(nn.MaxPool2d(2))
+    return nn.Sequential(*blk)
+
+
+@implements
+def base_net(spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(*[down_sample_blk(c_in, c_out, spec) for c_in, c_out in spec.block_layout(0)[1]])
+
+
+@implements
+def get_blk(i, spec=None):
+    spec = spec or _BOOK_SPEC
+    layout = spec.block_layout(i)
+    if layout[0] == "base":
+        return base_net(spec)
+    if layout[0] == "down":
+        return down_sample_blk(layout[1], layout[2], spec)
+    return nn.AdaptiveMaxPool2d((1, 1))
+
+
+@implements
+def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+    Y = blk(X)
+    anchors = boxes.multibox_prior(Y, sizes=size, ratios=ratio)
+    return (Y, anchors, cls_predictor(Y), bbox_predictor(Y))
+
+
+@implements
+class TinySSD(TinySSDMixin, nn.Module):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, num_classes=1, spec=None, seed=0):
+        nn.Module.__init__(self)
+        self._build(resolve_spec(num_classes, spec), seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights by neutral name (torch's names are the neutral ones; num_batches_tracked is not kept)
+# --------------------------------------------------------------------------------------------
+
+@implements
+def get_weights(net):
+    state = net.state_dict()
+    return OrderedDict((name, state[name].detach().cpu().numpy().copy()) for name in net.spec.parameters())
+
+
+@implements
+def set_weights(net, weights):
+    check_weights(net.spec, weights)
+    state = net.state_dict()
+    with torch.no_grad():
+        for name, value in weights.items():
+            state[name].copy_(torch.from_numpy(np.array(value, dtype=np.float32)))
+
+
+# --------------------------------------------------------------------------------------------
+# Losses and metrics
+# --------------------------------------------------------------------------------------------
+
+def _reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else total / max(1, loss.numel())  # empty mean is 0, not NaN
+
+
+def _ce(logits, labels):
+    """``(..., C), (...) -> (...)``: log-sum-exp minus the label's logit."""
+    top = logits.detach().amax(dim=-1, keepdim=True)                           # (..., 1)
+    lse = top.squeeze(-1) + torch.log(torch.exp(logits - top).sum(dim=-1))     # (...)
+    return lse - torch.gather(logits, -1, labels.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _focal(logits, labels, alpha, gamma):
+    ce = _ce(logits, labels)
+    if gamma == 0:
+        return alpha * ce
+    return alpha * (1 - torch.exp(-ce)) ** gamma * ce
+
+
+def _binary_focal(logits, labels, alpha, gamma):
+    """``(..., C), (...) -> (..., C - 1)``: sigmoid BCE on the object columns, optionally focal."""
+    x = logits[..., 1:]                                                          # (..., Q)
+    classes = torch.arange(1, x.shape[-1] + 1, device=x.device)                  # (Q,)
+    t = (labels.long().unsqueeze(-1) == classes).to(x.dtype)                     # (..., Q) one-hot
+    loss = x.clamp(min=0) - x * t + torch.log1p(torch.exp(-x.abs()))
+    if gamma != 0:
+        p = torch.sigmoid(x)
+        loss = loss * (1 - (p * t + (1 - p) * (1 - t))) ** gamma
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def _smooth_l1(x, sigma):
+    diff = x.abs()
+    return torch.where(diff < 1 / sigma ** 2, 0.5 * (sigma * diff) ** 2, diff - 0.5 / sigma ** 2)
+
+
+@implements
+def cross_entropy(logits, labels, reduction="mean"):
+    return _reduce(_ce(logits, labels), check_reduction(reduction))
+
+
+@implements
+def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
+    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+
+
+@implements
+def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
+    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+
+
+@implements
+def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
+    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+    if config.cls_loss == "ce":
+        cls = _ce(cls_preds, cls_labels)                                         # (B, A)
+    elif config.cls_loss == "focal":
+        cls = _focal(cls_preds, cls_labels, config.focal_alpha, config.focal_gamma)
+    else:
+        alpha, gamma = (-1.0, 0.0) if config.cls_loss == "bce" else (config.focal_alpha, config.focal_gamma)
+        cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(dim=-1)    # (B, A)
+    diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
+    box = diff.abs() if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
+    if config.neg_pos_ratio is None:  # the book: average over every anchor
+        cls, box = cls.mean(dim=1), box.mean(dim=1)
+    else:  # hard negative mining
+        positive = cls_labels > 0                                                # (B, A)
+        num_pos = positive.sum(dim=1)                                            # (B,)
+        num_neg = torch.minimum(torch.floor(num_pos * config.neg_pos_ratio).long(), positive.shape[1] - num_pos)
+        neg_loss = torch.where(positive, -torch.inf, cls.detach())               # (B, A)
+        order = torch.sort(neg_loss, dim=1, descending=True, stable=True).indices
+        rank = torch.argsort(order, dim=1)                                       # rank of each anchor
+        selected = positive | (rank < num_neg[:, None])
+        norm = num_pos.clamp(min=1).to(cls.dtype)
+        cls = torch.where(selected, cls, 0.0).sum(dim=1) / norm
+        box = box.sum(dim=1) / norm
+    return config.cls_weight * cls + config.box_weight * box
+
+
+@implements
+def cls_eval(cls_preds, cls_labels):
+    return float((cls_preds.argmax(dim=-1).type(cls_labels.dtype) == cls_labels).sum())
+
+
+@implements
+def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+    return float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())

@@ -1,0 +1,278 @@
+"""The backend-neutral contract of the model pieces and losses (the second half of the book's chapter).
+
+Like :mod:`multissd.contract` for the box functions: each function is written down once here, with
+shapes and dtypes, and every backend's ``<name>_nn.py`` implements the same functions in the same
+order. Functions that build layers (no tensor argument) use the active backend; the others
+dispatch on the type of the tensors they receive. Letters as in :mod:`multissd.contract`; also
+``Q = num_classes`` (objects, without background), so ``C = Q + 1``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+from multissd import backends
+
+REDUCTIONS = ("none", "mean", "sum")
+CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
+BOX_LOSSES = ("l1", "smooth_l1")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """How :func:`calc_loss` combines the class and box terms. The defaults are the book's.
+
+    Attributes:
+        cls_loss: ``"ce"`` cross-entropy over the ``C`` classes (the book); ``"focal"`` the book's
+            exercise: ``-alpha * (1 - p_t)**gamma * log(p_t)`` over softmax classes; ``"bce"`` the
+            fastai lesson's binary cross-entropy without a background column (background = all
+            zeros), summed over the ``Q`` object columns; ``"bce_focal"`` its focal variant
+            (``alpha_t * (1 - p_t)**gamma * bce``, ``alpha_t = alpha`` for 1-targets, ``1 - alpha``
+            for 0-targets).
+        box_loss: ``"l1"`` (the book) or ``"smooth_l1"`` with ``sigma`` (the book's exercise).
+        sigma: smooth-L1 sharpness: quadratic for ``|x| < 1/sigma**2``.
+        focal_alpha, focal_gamma: focal-loss parameters (0.25 and 2 in the exercise and the lesson).
+        neg_pos_ratio: ``None`` -- every anchor counts and each term is averaged over all anchors
+            (the book). A number ``r`` -- hard negative mining (the SSD paper, ``r = 3``): per image,
+            the ``r * num_pos`` background anchors of highest class loss (ties: lower index) and all
+            positives count, and both terms are summed and divided by ``max(1, num_pos)``; an image
+            without objects then contributes 0 (torchvision/MMDetection semantics).
+        cls_weight, box_weight: weights of the two terms (the book's exercise); 1 and 1.
+    """
+
+    cls_loss: str = "ce"
+    box_loss: str = "l1"
+    sigma: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    neg_pos_ratio: float | None = None
+    cls_weight: float = 1.0
+    box_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.cls_loss not in CLS_LOSSES:
+            raise ValueError(f"Invalid cls_loss. Expected one of {list(CLS_LOSSES)}; received {self.cls_loss!r}")
+        if self.box_loss not in BOX_LOSSES:
+            raise ValueError(f"Invalid box_loss. Expected one of {list(BOX_LOSSES)}; received {self.box_loss!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"Expected sigma > 0; received sigma={self.sigma!r}")
+        if not self.focal_gamma >= 0:
+            raise ValueError(f"Expected focal_gamma >= 0; received {self.focal_gamma!r}")
+        if self.neg_pos_ratio is not None and not self.neg_pos_ratio > 0:
+            raise ValueError(f"Expected neg_pos_ratio > 0 or None; received {self.neg_pos_ratio!r}")
+        if self.cls_weight < 0 or self.box_weight < 0:
+            raise ValueError(f"Expected non-negative loss weights; received cls_weight={self.cls_weight}, "
+                             f"box_weight={self.box_weight}")
+
+
+BOOK_LOSS = LossConfig()
+
+
+def check_reduction(reduction) -> str:
+    """``ValueError`` (containing "Invalid") unless ``reduction`` is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Invalid reduction. Expected one of {list(REDUCTIONS)}; received reduction={reduction!r}")
+    return reduction
+
+
+def _on_active_backend(func):
+    name = func.__name__
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        from multissd.config import get_backend
+        return getattr(backends.load_nn(get_backend()), name)(*args, **kwargs)
+
+    return call
+
+
+def _on_tensor_backend(func):
+    name = func.__name__
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        module = backends.backend_for(*args, *kwargs.values())
+        return getattr(backends.load_nn(module.NAME), name)(*args, **kwargs)
+
+    return call
+
+
+def implements(func):
+    """Decorator for a backend function: checks it matches the contract (same parameter names in the
+    same order) and gives it the contract's docstring."""
+    if func.__name__ not in NN_CONTRACT:
+        raise TypeError(f"{func.__module__}.{func.__name__} is not a function of the multissd nn contract")
+    spec = globals()[func.__name__]
+    target = func.__init__ if inspect.isclass(func) else func
+    expected = list(inspect.signature(spec).parameters)
+    received = [p for p in inspect.signature(target).parameters if p != "self"]
+    if expected != received:
+        raise TypeError(f"{func.__module__}.{func.__name__} has parameters {received}; the contract says {expected}")
+    func.__doc__ = spec.__doc__
+    return func
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers (the book's names)
+# ---------------------------------------------------------------------------------------------
+
+@_on_active_backend
+def cls_predictor(num_inputs, num_anchors, num_classes):
+    """The class predictor of one scale: a 3x3 convolution, padding 1.
+
+    ``(B, num_inputs, H, W) -> (B, num_anchors * (num_classes + 1), H, W)``: for each location, the
+    scores of each of its anchors for background and each class.
+    """
+
+
+@_on_active_backend
+def bbox_predictor(num_inputs, num_anchors):
+    """The box predictor of one scale: ``(B, num_inputs, H, W) -> (B, num_anchors * 4, H, W)``."""
+
+
+@_on_tensor_backend
+def flatten_pred(pred):
+    """``(B, ch, H, W) -> (B, H * W * ch)``, channels last so each location's predictions are contiguous."""
+
+
+@_on_tensor_backend
+def concat_preds(preds):
+    """Flatten each scale's predictions and concatenate them: list of ``(B, ch_i, H_i, W_i)`` ->
+    ``(B, sum_i H_i * W_i * ch_i)``."""
+
+
+@_on_active_backend
+def down_sample_blk(in_channels, out_channels, spec=None):
+    """Two ``[3x3 conv (padding 1), batch norm, ReLU]`` then a 2x2 max pool: halves H and W.
+
+    ``(B, in_channels, H, W) -> (B, out_channels, H // 2, W // 2)``. ``spec`` (a
+    :class:`multissd.TinySSDSpec`) supplies batch norm's eps and momentum; the book's by default.
+    """
+
+
+@_on_active_backend
+def base_net(spec=None):
+    """The base network: down-sample blocks ``3 -> 16 -> 32 -> 64`` (``spec.base_channels``).
+
+    ``(B, 3, H, W) -> (B, 64, H // 8, W // 8)``.
+    """
+
+
+@_on_active_backend
+def get_blk(i, spec=None):
+    """Stage ``i`` of TinySSD: 0 the base network, then down-sample blocks (to 128 channels), and
+    the last a global max pool to ``(B, 128, 1, 1)``."""
+
+
+@_on_tensor_backend
+def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+    """Run one stage: ``Y = blk(X)``, its anchors ``multibox_prior(Y, size, ratio)`` ``(1, H*W*K, 4)``,
+    class predictions ``(B, K*C, H, W)`` and box predictions ``(B, K*4, H, W)``; returns
+    ``(Y, anchors, cls_preds, bbox_preds)``."""
+
+
+@_on_active_backend
+def TinySSD(num_classes=1, spec=None, seed=0):
+    """The book's TinySSD as a native model of the active backend (``torch.nn.Module``,
+    ``paddle.nn.Layer``, or a NumPy model with forward passes only).
+
+    Args:
+        num_classes: object classes without background (ignored when ``spec`` is given).
+        spec: a :class:`multissd.TinySSDSpec`; by default the book's, with ``num_classes``.
+        seed: the initial weights are drawn with NumPy from this seed
+            (:func:`multissd.model_spec.init_weights`), identically on every backend.
+
+    Calling the model on ``X`` ``(B, 3, H, W)`` float32 returns ``(anchors, cls_preds, bbox_preds)``:
+    ``(1, A, 4)``, ``(B, A, C)`` and ``(B, 4A)``; for the book's ``(32, 3, 256, 256)`` and one class:
+    ``(1, 5444, 4)``, ``(32, 5444, 2)``, ``(32, 21776)``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights by neutral name
+# ---------------------------------------------------------------------------------------------
+
+@_on_tensor_backend
+def get_weights(net):
+    """Every parameter and batch-norm statistic of ``net`` as float32 NumPy arrays, by neutral name
+    (:meth:`multissd.TinySSDSpec.parameters`), in the spec's order."""
+
+
+@_on_tensor_backend
+def set_weights(net, weights):
+    """Copy NumPy arrays into ``net`` by neutral name. ``weights`` must hold exactly the spec's names
+    with the spec's shapes; otherwise ``ValueError`` naming the first mismatching parameter."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses and metrics
+# ---------------------------------------------------------------------------------------------
+
+@_on_tensor_backend
+def cross_entropy(logits, labels, reduction="mean"):
+    """Softmax cross-entropy from a log-sum-exp (finite for logits of any size).
+
+    Args:
+        logits: float ``(..., C)``. labels: int64 ``(...)`` in ``[0, C)``.
+        reduction: ``"none"`` (shape ``(...)``), ``"mean"`` (0.0 for empty input) or ``"sum"``.
+    """
+
+
+@_on_tensor_backend
+def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
+    """Softmax focal loss ``-alpha * (1 - p_t)**gamma * log(p_t)`` (the book's exercise), shapes as
+    :func:`cross_entropy`; ``alpha=1, gamma=0`` is cross-entropy."""
+
+
+@_on_tensor_backend
+def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
+    """Binary cross-entropy without a background column (the fastai lesson), optionally focal.
+
+    Args:
+        logits: float ``(..., C)`` with column 0 for background, which is dropped: the loss is over
+            the ``Q = C - 1`` object columns, each a sigmoid against the one-hot target (a
+            background label is all zeros).
+        labels: int64 ``(...)`` in ``[0, C)``.
+        alpha: weight of 1-targets (``1 - alpha`` for 0-targets); ``-1`` for none.
+        gamma: focusing exponent; ``alpha=-1, gamma=0`` is plain BCE.
+        reduction: over the ``(..., Q)`` elements: ``"none"`` keeps them, ``"mean"``, ``"sum"``.
+    """
+
+
+@_on_tensor_backend
+def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
+    """The book's smooth L1: ``(sigma x)**2 / 2`` if ``|x| < 1/sigma**2``, else ``|x| - 0.5/sigma**2``,
+    ``x = preds - targets`` elementwise; ``reduction`` as :func:`cross_entropy`."""
+
+
+@_on_tensor_backend
+def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
+    """The multibox loss per image (the book's ``calc_loss`` with its exercises, see :class:`LossConfig`).
+
+    Args:
+        cls_preds: float ``(B, A, C)`` class logits. cls_labels: int64 ``(B, A)``.
+        bbox_preds, bbox_labels, bbox_masks: float ``(B, 4A)``.
+        config: :class:`LossConfig`.
+
+    Returns:
+        float ``(B,)``: ``cls_weight * cls + box_weight * box`` per image (train on its mean). With no
+        positive anchor the box term is exactly 0.
+    """
+
+
+@_on_tensor_backend
+def cls_eval(cls_preds, cls_labels):
+    """Number of anchors whose arg-max class equals the label, as a Python float (the book's)."""
+
+
+@_on_tensor_backend
+def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+    """Sum of ``|bbox_labels - bbox_preds|`` over matched anchors, as a Python float (the book's)."""
+
+
+NN_CONTRACT = (
+    "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
+    "get_blk", "blk_forward", "TinySSD", "get_weights", "set_weights",
+    "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "cls_eval", "bbox_eval",
+)

@@ -1,0 +1,117 @@
+"""Portable weights: one safetensors file, neutral parameter names, any backend.
+
+``save_weights(net, path)`` writes every parameter and batch-norm statistic of a TinySSD built on
+any backend, with the model's spec in the file's metadata; ``load_weights(net, path)`` reads it
+into a TinySSD of any backend. Files are written atomically (a temporary file, then a rename), so
+an interrupted save never leaves a half-written file at ``path``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from multissd import backends
+from multissd.model_spec import TinySSDSpec
+
+FORMAT = "multissd.tinyssd/1"
+
+
+def check_weights(spec: TinySSDSpec, weights, source: str = "weights") -> None:
+    """``ValueError`` naming the first parameter (in the spec's order) that is missing, has another
+    shape, or is not in the spec."""
+    expected = spec.parameters()
+    for name, (shape, _) in expected.items():
+        if name not in weights:
+            raise ValueError(f"{source} has no parameter {name!r} (shape {list(shape)}), which the model needs")
+        got = tuple(int(d) for d in np.shape(weights[name]))
+        if got != shape:
+            raise ValueError(f"Parameter {name!r}: {source} has shape {list(got)}, the model expects {list(shape)}")
+    unexpected = [name for name in weights if name not in expected]
+    if unexpected:
+        raise ValueError(f"{source} has parameter {unexpected[0]!r}, which the model does not have "
+                         f"({len(unexpected)} unexpected in all)")
+
+
+def _nn_of(net):
+    name = backends.backend_name_of(net)
+    if name is None or not hasattr(net, "spec"):
+        raise TypeError(f"Expected a multissd TinySSD (any backend); received {type(net).__name__}")
+    return backends.load_nn(name)
+
+
+def save_weights(net, path) -> Path:
+    """Write ``net``'s weights to ``path`` (safetensors; float32 arrays by neutral name, the spec in
+    the metadata). The write is atomic. Returns the path."""
+    from safetensors.numpy import save_file
+
+    weights = _nn_of(net).get_weights(net)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": FORMAT, "spec": net.spec.to_json()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | None]:
+    """The arrays of a weights file and the spec stored with it (``None`` if it has none).
+
+    A missing, truncated or corrupt file raises ``ValueError`` naming the path.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as error:  # safetensors raises its own error types for every kind of damage
+        raise ValueError(f"Cannot read weights file {path}: it is truncated or not a safetensors file "
+                         f"({type(error).__name__}: {error})") from None
+    spec = None
+    if "spec" in metadata:
+        try:
+            spec = TinySSDSpec.from_json(metadata["spec"])
+        except (ValueError, TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"Weights file {path} holds an unreadable model spec: {error}") from None
+    return arrays, spec
+
+
+def load_weights(net, path):
+    """Load the weights file ``path`` into ``net`` (a TinySSD of any backend); returns ``net``.
+
+    The names and shapes must match ``net``'s spec: otherwise ``ValueError`` naming the first
+    mismatching parameter.
+    """
+    arrays, _ = read_weights(path)
+    nn = _nn_of(net)
+    check_weights(net.spec, arrays, source=f"weights file {path}")
+    nn.set_weights(net, arrays)
+    return net
+
+
+def load_model(path, backend: str | None = None, **kwargs):
+    """Build a TinySSD from the spec stored in the weights file ``path`` and load its weights, on
+    ``backend`` (default: the active one)."""
+    from multissd.config import get_backend
+
+    arrays, spec = read_weights(path)
+    if spec is None:
+        raise ValueError(f"Weights file {path} stores no model spec; build the model yourself and use load_weights")
+    nn = backends.load_nn(backend or get_backend())
+    net = nn.TinySSD(spec=spec, **kwargs)
+    check_weights(spec, arrays, source=f"weights file {path}")
+    nn.set_weights(net, arrays)
+    return net
