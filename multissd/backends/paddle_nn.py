@@ -8,6 +8,7 @@ the biased batch variance where torch uses the unbiased one (corrected in :class
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -48,7 +49,9 @@ class BatchNorm2D(nn.BatchNorm2D):
         if not self.training:
             return super().forward(x)
         previous = self._variance.clone()
-        out = super().forward(x)
+        with warnings.catch_warnings():  # paddle warns on every training call that it tracks statistics
+            warnings.filterwarnings("ignore", message="When training, we now always track")
+            out = super().forward(x)
         n = x.shape[0] * x.shape[2] * x.shape[3]
         if n > 1:
             with paddle.no_grad():

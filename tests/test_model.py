@@ -1,0 +1,162 @@
+"""TinySSD from one spec on every backend: the book's shapes, and parity from the same weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BACKENDS, OTHER_BACKENDS, backend_params
+
+import multissd
+from multissd import backends
+from multissd.model_spec import BOOK_SIZES, TinySSDSpec
+
+
+@pytest.fixture(params=backend_params(BACKENDS))
+def nn(request):
+    """Each installed backend's model-and-loss module."""
+    return backends.load_nn(request.param)
+
+
+@pytest.fixture(params=backend_params(OTHER_BACKENDS))
+def other_nn(request):
+    return backends.load_nn(request.param)
+
+
+@pytest.fixture
+def ref_nn():
+    return backends.load_nn("numpy")
+
+
+def shape(x):
+    return tuple(int(d) for d in x.shape)
+
+
+def tensor(nn, array):
+    return backends.load(nn.__name__.rsplit(".", 1)[1][:-3]).asarray(array)
+
+
+def host(x):
+    return backends.to_host(x)
+
+
+def set_mode(net, training):
+    net.train() if training else net.eval()
+
+
+# ---- the book's printed shapes ------------------------------------------------------------------
+
+def test_book_predictor_shapes(nn):
+    Y1 = nn.cls_predictor(8, 5, 10)(tensor(nn, np.zeros((2, 8, 20, 20), np.float32)))
+    Y2 = nn.cls_predictor(16, 3, 10)(tensor(nn, np.zeros((2, 16, 10, 10), np.float32)))
+    assert (shape(Y1), shape(Y2)) == ((2, 55, 20, 20), (2, 33, 10, 10))
+    assert shape(nn.concat_preds([Y1, Y2])) == (2, 25300)
+    assert shape(nn.bbox_predictor(8, 5)(tensor(nn, np.zeros((2, 8, 20, 20), np.float32)))) == (2, 20, 20, 20)
+
+
+def test_book_block_shapes(nn):
+    assert shape(nn.down_sample_blk(3, 10)(tensor(nn, np.zeros((2, 3, 20, 20), np.float32)))) == (2, 10, 10, 10)
+    assert shape(nn.base_net()(tensor(nn, np.zeros((2, 3, 256, 256), np.float32)))) == (2, 64, 32, 32)
+    assert shape(nn.get_blk(4)(tensor(nn, np.zeros((2, 128, 2, 2), np.float32)))) == (2, 128, 1, 1)
+
+
+def test_book_tinyssd_shapes(nn):
+    net = nn.TinySSD(num_classes=1)
+    anchors, cls_preds, bbox_preds = net(tensor(nn, np.zeros((32, 3, 256, 256), np.float32)))
+    assert shape(anchors) == (1, 5444, 4)
+    assert shape(cls_preds) == (32, 5444, 2)
+    assert shape(bbox_preds) == (32, 21776)
+
+
+def test_top_level_builder_uses_active_backend(nn):
+    name = nn.__name__.rsplit(".", 1)[1][:-3]
+    with multissd.use_backend(name):
+        net = multissd.TinySSD(1)
+    assert backends.backend_name_of(net) == name and isinstance(net, nn.TinySSD)
+
+
+def test_blk_forward_book_names(nn):
+    X = tensor(nn, np.zeros((2, 3, 64, 64), np.float32))
+    Y, anchors, cls_preds, bbox_preds = nn.blk_forward(X, nn.get_blk(0), BOOK_SIZES[0], [1, 2, 0.5],
+                                                       nn.cls_predictor(64, 4, 1), nn.bbox_predictor(64, 4))
+    assert shape(Y) == (2, 64, 8, 8) and shape(anchors) == (1, 256, 4)
+    assert shape(cls_preds) == (2, 8, 8, 8) and shape(bbox_preds) == (2, 16, 8, 8)
+
+
+# ---- the spec ---------------------------------------------------------------------------------
+
+def test_spec_allows_other_sizes_classes_anchors_and_widths(nn):
+    spec = TinySSDSpec(num_classes=3, base_channels=(8, 16), block_channels=(24, 32),
+                       sizes=((0.1,), (0.3, 0.4), (0.5, 0.6), (0.9,)), ratios=((1, 2), (1,), (1, 2, 0.5), (1, 3)))
+    net = nn.TinySSD(spec=spec)
+    anchors, cls_preds, bbox_preds = net(tensor(nn, np.zeros((2, 3, 96, 64), np.float32)))
+    assert shape(anchors)[1] == spec.total_anchors(96, 64) == 24 * 16 * 2 + 12 * 8 * 2 + 6 * 4 * 4 + 1 * 2
+    assert shape(cls_preds) == (2, shape(anchors)[1], 4) and shape(bbox_preds) == (2, 4 * shape(anchors)[1])
+    assert list(nn.get_weights(net)) == list(spec.parameters())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sizes=BOOK_SIZES[:4]), "needs 5 lists of sizes"),
+    (dict(ratios=((1, 2),) * 4), "needs 5 lists of sizes and of ratios"),
+    (dict(block_channels=(128, 128)), "needs 4 lists"),
+    (dict(num_classes=0), "num_classes"),
+    (dict(sizes=((0.2, -1),) + BOOK_SIZES[1:]), "Scale 0"),
+    (dict(bn_momentum=1.5), "bn_momentum"),
+], ids=["sizes", "ratios", "blocks", "classes", "negative-size", "momentum"])
+def test_spec_rejects_mismatched_config_R09(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TinySSDSpec(**kwargs)
+
+
+def test_spec_parameter_names_match_the_native_models(nn):
+    net = nn.TinySSD(num_classes=2)
+    weights = nn.get_weights(net)
+    expected = TinySSDSpec(num_classes=2).parameters()
+    assert list(weights) == list(expected)
+    assert all(weights[k].shape == v[0] and weights[k].dtype == np.float32 for k, v in expected.items())
+
+
+def test_same_seed_same_weights_everywhere(nn, ref_nn):
+    a, b = nn.get_weights(nn.TinySSD(1, seed=3)), ref_nn.get_weights(ref_nn.TinySSD(1, seed=3))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = nn.get_weights(nn.TinySSD(1, seed=4))
+    assert not np.array_equal(a["cls_0.weight"], c["cls_0.weight"])
+
+
+def test_get_blk_out_of_range(nn):
+    with pytest.raises(ValueError, match=r"stage index in \[0, 5\)"):
+        nn.get_blk(5)
+
+
+# ---- parity -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_forward_cross_backend(other_nn, ref_nn, training):
+    X = np.random.default_rng(0).uniform(0, 255, size=(2, 3, 64, 64)).astype(np.float32)
+    ref_net, net = ref_nn.TinySSD(1, seed=1), other_nn.TinySSD(1, seed=1)
+    set_mode(ref_net, training)
+    set_mode(net, training)
+    expected = ref_net(X)
+    actual = [host(t) for t in net(tensor(other_nn, X))]
+    np.testing.assert_array_equal(actual[0], expected[0])
+    for a, e in zip(actual[1:], expected[1:]):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)
+    if training:  # batch statistics updated the same way (paddle's biased variance is corrected)
+        ref_w, w = ref_nn.get_weights(ref_net), other_nn.get_weights(net)
+        for name in ref_w:
+            np.testing.assert_allclose(w[name], ref_w[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_detections_cross_backend_from_same_weights(other_nn, ref_nn, ref):
+    X = np.random.default_rng(1).uniform(0, 255, size=(1, 3, 64, 64)).astype(np.float32)
+    ref_net, net = ref_nn.TinySSD(1, seed=2), other_nn.TinySSD(1, seed=2)
+    ref_net.eval()
+    net.eval()
+
+    def detect(nn, net, x, boxes_module):
+        anchors, cls_preds, bbox_preds = (host(t) for t in net(x))
+        probs = np.exp(cls_preds) / np.exp(cls_preds).sum(-1, keepdims=True)
+        return ref.multibox_detection(probs.transpose(0, 2, 1), bbox_preds, anchors)
+
+    expected = detect(ref_nn, ref_net, X, ref)
+    actual = detect(other_nn, net, tensor(other_nn, X), ref)
+    np.testing.assert_array_equal(actual[..., 0], expected[..., 0])
+    np.testing.assert_allclose(actual[..., 1:], expected[..., 1:], rtol=1e-4, atol=1e-4)
