@@ -151,12 +151,13 @@ def test_detections_cross_backend_from_same_weights(other_nn, ref_nn, ref):
     ref_net.eval()
     net.eval()
 
-    def detect(nn, net, x, boxes_module):
+    def detect(net, x):
         anchors, cls_preds, bbox_preds = (host(t) for t in net(x))
         probs = np.exp(cls_preds) / np.exp(cls_preds).sum(-1, keepdims=True)
         return ref.multibox_detection(probs.transpose(0, 2, 1), bbox_preds, anchors)
 
-    expected = detect(ref_nn, ref_net, X, ref)
-    actual = detect(other_nn, net, tensor(other_nn, X), ref)
+    expected = detect(ref_net, X)
+    actual = detect(net, tensor(other_nn, X))
+    assert (expected[..., 0] >= 0).sum() > 0
     np.testing.assert_array_equal(actual[..., 0], expected[..., 0])
     np.testing.assert_allclose(actual[..., 1:], expected[..., 1:], rtol=1e-4, atol=1e-4)
