@@ -13,7 +13,7 @@ import pytest
 from conftest import BACKENDS, OTHER_BACKENDS
 
 import multissd
-from multissd import backends, config, contract
+from multissd import backends, config, contract, nn_contract
 
 BACKEND_DIR = Path(backends.__file__).parent
 
@@ -133,15 +133,25 @@ def test_torch_and_paddle_mixed_is_a_type_error():
         multissd.box_iou(a, b)
 
 
-def _public_functions_in_order(path: Path) -> list[str]:
+def _public_functions_in_order(path: Path, names) -> list[str]:
     tree = ast.parse(path.read_text())
     return [node.name for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name in contract.CONTRACT]
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names]
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "paddle"])
 def test_backend_files_implement_contract_in_order(name):
-    assert _public_functions_in_order(BACKEND_DIR / f"{name}.py") == list(contract.CONTRACT)
+    assert _public_functions_in_order(BACKEND_DIR / f"{name}.py", contract.CONTRACT) == list(contract.CONTRACT)
+    assert _public_functions_in_order(BACKEND_DIR / f"{name}_nn.py", nn_contract.NN_CONTRACT) == list(
+        nn_contract.NN_CONTRACT)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_nn_functions_reachable_from_the_backend_module(name):
+    module = backends.load(name)
+    assert module.TinySSD is backends.load_nn(name).TinySSD
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        module.nonsense  # noqa: B018
 
 
 def test_contract_functions_are_all_public_and_documented():
