@@ -51,6 +51,39 @@ def other(request):
     return backends.load(request.param)
 
 
+@pytest.fixture(params=backend_params(BACKENDS))
+def nn(request):
+    """Each installed backend's model-and-loss module (``multissd.backends.<name>_nn``) in turn."""
+    return backends.load_nn(request.param)
+
+
+@pytest.fixture(params=backend_params(OTHER_BACKENDS))
+def other_nn(request):
+    """Each non-reference backend's model-and-loss module in turn."""
+    return backends.load_nn(request.param)
+
+
+@pytest.fixture
+def ref_nn():
+    """The NumPy reference's model-and-loss module."""
+    return backends.load_nn("numpy")
+
+
+def nn_name(nn) -> str:
+    """``"torch"`` for ``multissd.backends.torch_nn``."""
+    return nn.__name__.rsplit(".", 1)[1][:-3]
+
+
+def nn_tensor(nn, array):
+    """``array`` as a tensor of the backend of the model module ``nn``."""
+    return backends.load(nn_name(nn)).asarray(array)
+
+
+def host(x):
+    """A tensor of any backend (or a Python float) as NumPy."""
+    return x if isinstance(x, float) else backends.to_host(x)
+
+
 @pytest.fixture
 def ref():
     """The NumPy reference backend module."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, OTHER_BACKENDS, backend_params
+from conftest import BACKENDS, OTHER_BACKENDS, host, nn_tensor
 
 from multissd import LossConfig, backends
 
@@ -19,26 +19,7 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(params=backend_params(BACKENDS))
-def nn(request):
-    return backends.load_nn(request.param)
-
-
-@pytest.fixture(params=backend_params(OTHER_BACKENDS))
-def other_nn(request):
-    return backends.load_nn(request.param)
-
-
-def name_of(nn):
-    return nn.__name__.rsplit(".", 1)[1][:-3]
-
-
-def tensor(nn, array):
-    return backends.load(name_of(nn)).asarray(array)
-
-
-def host(x):
-    return x if isinstance(x, float) else backends.to_host(x)
+tensor = nn_tensor
 
 
 def loss_batch(seed=0, batch=4, num_classes=2, scale=3.0, empty_images=()):

@@ -3,39 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, OTHER_BACKENDS, backend_params
+from conftest import host, nn_tensor
 
 import multissd
 from multissd import backends
 from multissd.model_spec import BOOK_SIZES, TinySSDSpec
 
 
-@pytest.fixture(params=backend_params(BACKENDS))
-def nn(request):
-    """Each installed backend's model-and-loss module."""
-    return backends.load_nn(request.param)
-
-
-@pytest.fixture(params=backend_params(OTHER_BACKENDS))
-def other_nn(request):
-    return backends.load_nn(request.param)
-
-
-@pytest.fixture
-def ref_nn():
-    return backends.load_nn("numpy")
-
-
 def shape(x):
     return tuple(int(d) for d in x.shape)
 
 
-def tensor(nn, array):
-    return backends.load(nn.__name__.rsplit(".", 1)[1][:-3]).asarray(array)
-
-
-def host(x):
-    return backends.to_host(x)
+tensor = nn_tensor
 
 
 def set_mode(net, training):

@@ -97,7 +97,7 @@ def test_corrupt_file_names_the_path_R39(tmp_path, backend, damage):
     path = multissd.save_weights(nn.TinySSD(1), tmp_path / "w.safetensors")
     data = path.read_bytes()
     path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00garbage" * 100, "empty": b""}[damage])
-    with pytest.raises(ValueError, match=rf"Cannot read weights file .*w.safetensors: it is truncated or not a"):
+    with pytest.raises(ValueError, match=r"Cannot read weights file .*w.safetensors: it is truncated or not a"):
         multissd.load_weights(nn.TinySSD(1), path)
 
 
