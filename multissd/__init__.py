@@ -17,6 +17,7 @@ from multissd.nn_contract import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox
                                   concat_preds, cross_entropy, down_sample_blk, flatten_pred, focal_loss,
                                   get_blk, get_weights, set_weights, smooth_l1_loss)
 from multissd.weights import load_model, load_weights, save_weights
+from multissd.data import load_data_bananas
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,5 @@ __all__ = [
     "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "init_weights", "get_weights", "set_weights",
     "save_weights", "load_weights", "load_model",
     "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "cls_eval", "bbox_eval",
-    "LossConfig", "BOOK_LOSS",
+    "LossConfig", "BOOK_LOSS", "load_data_bananas",
 ]

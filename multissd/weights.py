@@ -43,19 +43,17 @@ def _nn_of(net):
     return backends.load_nn(name)
 
 
-def save_weights(net, path) -> Path:
-    """Write ``net``'s weights to ``path`` (safetensors; float32 arrays by neutral name, the spec in
-    the metadata). The write is atomic. Returns the path."""
+def write_file(path, arrays, metadata: dict[str, str]) -> Path:
+    """Write NumPy ``arrays`` and string ``metadata`` to the safetensors file ``path``, atomically
+    (a temporary file beside it, then a rename): an interrupted write leaves the old file intact."""
     from safetensors.numpy import save_file
 
-    weights = _nn_of(net).get_weights(net)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": FORMAT, "spec": net.spec.to_json()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp, metadata=metadata)
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -63,23 +61,37 @@ def save_weights(net, path) -> Path:
     return path
 
 
-def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | None]:
-    """The arrays of a weights file and the spec stored with it (``None`` if it has none).
-
-    A missing, truncated or corrupt file raises ``ValueError`` naming the path.
-    """
+def read_file(path, what: str = "weights file") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and metadata of a safetensors file; a missing, truncated or corrupt file raises
+    ``ValueError`` naming the path."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"Weights file not found: {path}")
+        raise ValueError(f"{what[0].upper()}{what[1:]} not found: {path}")
     try:
         with safe_open(str(path), framework="np") as handle:
             metadata = handle.metadata() or {}
             arrays = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises its own error types for every kind of damage
-        raise ValueError(f"Cannot read weights file {path}: it is truncated or not a safetensors file "
+        raise ValueError(f"Cannot read {what} {path}: it is truncated or not a safetensors file "
                          f"({type(error).__name__}: {error})") from None
+    return arrays, metadata
+
+
+def save_weights(net, path) -> Path:
+    """Write ``net``'s weights to ``path`` (safetensors; float32 arrays by neutral name, the spec in
+    the metadata). The write is atomic. Returns the path."""
+    weights = _nn_of(net).get_weights(net)
+    return write_file(path, weights, {"format": FORMAT, "spec": net.spec.to_json()})
+
+
+def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | None]:
+    """The arrays of a weights file and the spec stored with it (``None`` if it has none).
+
+    A missing, truncated or corrupt file raises ``ValueError`` naming the path.
+    """
+    arrays, metadata = read_file(path)
     spec = None
     if "spec" in metadata:
         try:

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "BackendInfo", "BackendNotAvailableError", "REGISTRY", "DEFAULT_ORDER",
-    "available_backends", "is_installed", "load", "load_nn", "backend_name_of", "backend_for", "to_host",
+    "available_backends", "is_installed", "load", "load_nn", "load_train", "backend_name_of", "backend_for", "to_host",
 ]
 
 
@@ -104,6 +104,11 @@ def nn_attribute_getter(name: str):
 # Model base classes, by backend: (module, class name). A model of a backend counts as its tensor.
 _MODEL_TYPES = {"numpy": ("multissd.backends.numpy_layers", "Layer"), "torch": ("torch.nn", "Module"),
                 "paddle": ("paddle.nn", "Layer")}
+
+
+def load_train(name: str) -> ModuleType:
+    """Import and return ``multissd.backends.<name>_train``: devices, loaders and the training step."""
+    return importlib.import_module(load(name).__name__ + "_train")
 
 
 def backend_name_of(value) -> str | None:

@@ -216,9 +216,9 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
 
 @implements
 def cls_eval(cls_preds, cls_labels):
-    return float((cls_preds.argmax(dim=-1).type(cls_labels.dtype) == cls_labels).sum())
+    return float((cls_preds.detach().argmax(dim=-1).type(cls_labels.dtype) == cls_labels).sum())
 
 
 @implements
 def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
-    return float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())
+    return float((torch.abs((bbox_labels - bbox_preds.detach()) * bbox_masks)).sum())

@@ -1,0 +1,65 @@
+"""NumPy: what the trainer may use of the NumPy backend -- batches and inference; it cannot train.
+
+Same functions, same order as ``torch_train.py`` and ``paddle_train.py``; the training ones raise
+a one-line error that names the backends that can train (``CAN_TRAIN = False``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from multissd.backends import numpy as boxes
+
+CAN_TRAIN = False
+_CANNOT_TRAIN = ("The numpy backend runs models but cannot train them (it has no autograd); "
+                 "train with --backend torch or --backend paddle")
+
+
+def resolve_device(device: str = "auto"):
+    """Only the CPU: ``"auto"`` and ``"cpu"`` -> ``"cpu"``."""
+    if device in ("auto", "cpu"):
+        return "cpu"
+    raise ValueError(f"The numpy backend runs on the CPU only; received device={device!r}")
+
+
+def make_loader(split, sampler, device):
+    """A generator of NumPy batches ``(features float32 (B, 3, H, W), labels (B, G, 5))``."""
+    class _Loader:
+        def __len__(self):
+            return len(sampler)
+
+        def __iter__(self):
+            for indices in sampler:
+                yield split.images[indices].astype(np.float32), split.labels[indices]
+    return _Loader()
+
+
+def prepare(net, device):
+    """Nothing to move; returns ``net``."""
+    return net
+
+
+def make_optimizer(net, lr: float, weight_decay: float):
+    """Raises ``ValueError``: the numpy backend cannot train."""
+    raise ValueError(_CANNOT_TRAIN)
+
+
+def train_step(net, optimizer, X, Y, loss_config, device):
+    """Raises ``ValueError``: the numpy backend cannot train."""
+    raise ValueError(_CANNOT_TRAIN)
+
+
+def predict(net, X, device):
+    """Eval-mode forward -> ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
+    net.eval()
+    anchors, cls_preds, bbox_preds = net(np.asarray(X, np.float32))
+    exp = np.exp(cls_preds - cls_preds.max(axis=2, keepdims=True))
+    return anchors, (exp / exp.sum(axis=2, keepdims=True)).transpose(0, 2, 1), bbox_preds
+
+
+def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
+    """``multibox_detection`` -> ``(B, A, 6)``."""
+    return boxes.multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold)
+
+
+def set_threads(threads: int | None) -> None:
+    """NumPy's threads are set by its BLAS; nothing to do."""

@@ -1,0 +1,96 @@
+"""PaddlePaddle: the training adapters :mod:`multissd.trainer` drives (devices, loaders, the step).
+
+Same functions, same order as ``torch_train.py`` and ``numpy_train.py``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import paddle
+
+from multissd.backends import paddle as boxes
+from multissd.backends import paddle_nn as nn
+
+CAN_TRAIN = True
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` (a GPU when paddle sees one), ``"cpu"``, ``"cuda"``/``"gpu"`` -> paddle's device string."""
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if device == "auto":
+        device = "gpu" if has_gpu else "cpu"
+    elif device in ("cuda", "gpu"):
+        if not has_gpu:
+            raise ValueError(f"--device {device}: paddle sees no GPU (the CPU build is installed, or no device); "
+                             f"use --device cpu or auto")
+        device = "gpu"
+    elif device != "cpu":
+        raise ValueError(f"Expected device to be one of auto, cpu, cuda, gpu; received {device!r}")
+    paddle.set_device(device)
+    return device
+
+
+class _Images(paddle.io.Dataset):
+    def __init__(self, split):
+        self.images, self.labels = split.images, split.labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index].astype(np.float32), self.labels[index]   # (3, H, W), (G, 5)
+
+
+def make_loader(split, sampler, device):
+    """A ``paddle.io.DataLoader`` over ``split`` in ``sampler``'s batches."""
+    return paddle.io.DataLoader(_Images(split), batch_sampler=sampler, num_workers=0)
+
+
+def prepare(net, device):
+    """Paddle places the model on the device chosen by :func:`resolve_device`; returns it."""
+    return net
+
+
+def make_optimizer(net, lr: float, weight_decay: float):
+    """The book's optimiser: SGD with (L2) weight decay, as torch's."""
+    return paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters(), weight_decay=weight_decay)
+
+
+def train_step(net, optimizer, X, Y, loss_config, device):
+    """One step of the book's loop; returns the same Python floats as torch's ``train_step``. A
+    non-finite loss raises ``FloatingPointError`` before the weights change."""
+    net.train()
+    optimizer.clear_grad()
+    anchors, cls_preds, bbox_preds = net(X)
+    bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y)
+    loss = nn.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=loss_config).mean()
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value}")
+    loss.backward()
+    optimizer.step()
+    return dict(loss=value, cls_correct=nn.cls_eval(cls_preds, cls_labels), cls_count=int(cls_labels.numel()),
+                bbox_abs=nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_count=int(bbox_labels.numel()))
+
+
+def predict(net, X, device):
+    """Eval-mode forward without gradients -> NumPy ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
+    net.eval()
+    with paddle.no_grad():
+        X = X if isinstance(X, paddle.Tensor) else paddle.to_tensor(np.asarray(X, np.float32))
+        anchors, cls_preds, bbox_preds = net(X)
+        cls_probs = paddle.nn.functional.softmax(cls_preds, axis=2).transpose([0, 2, 1])
+    return anchors.numpy(), cls_probs.numpy(), bbox_preds.numpy()
+
+
+def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
+    """``multibox_detection`` on this backend for NumPy inputs -> NumPy ``(B, A, 6)``."""
+    return boxes.multibox_detection(paddle.to_tensor(cls_probs), paddle.to_tensor(bbox_preds),
+                                    paddle.to_tensor(anchors), nms_threshold=nms_threshold).numpy()
+
+
+def set_threads(threads: int | None) -> None:
+    """Intra-op threads (``None``: the framework's default)."""
+    if threads:
+        paddle.set_flags({"FLAGS_paddle_num_threads": threads})

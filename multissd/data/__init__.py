@@ -1,0 +1,30 @@
+"""Data: the banana dataset (synthetic or the book's folder) and batches for every backend."""
+from __future__ import annotations
+
+from multissd.data.bananas import bananas, cache_dir, generate_bananas, synthetic_bananas_dir
+from multissd.data.folder import DetectionSplit, read_split, write_split
+from multissd.data.sampler import EpochBatchSampler
+
+__all__ = ["load_data_bananas", "bananas", "cache_dir", "generate_bananas", "synthetic_bananas_dir",
+           "DetectionSplit", "read_split", "write_split", "EpochBatchSampler"]
+
+
+def load_data_bananas(batch_size: int, data=None, data_dir=None, seed: int = 0):
+    """The book's ``load_data_bananas``: ``(train_iter, val_iter)`` for the active backend.
+
+    Batches are ``(features, labels)``: float32 ``(B, 3, 256, 256)`` with values in 0..255, and
+    ``(B, 1, 5)`` rows ``[class, xmin, ymin, xmax, ymax]`` normalised to [0, 1] -- a torch
+    ``DataLoader``, a paddle ``DataLoader`` or NumPy batches. The training batches are shuffled,
+    in a new order for each pass. ``data`` is a folder in the book's layout; by default the
+    synthetic dataset is used (generated once into the cache, see :func:`cache_dir`).
+    """
+    from multissd import backends
+    from multissd.config import get_backend
+
+    name = get_backend()
+    adapter = backends.load_train(name)
+    device = adapter.resolve_device("auto")
+    train, val = bananas(data, data_dir, seed=seed)
+    train_iter = adapter.make_loader(train, EpochBatchSampler(len(train), batch_size, shuffle=True, seed=seed), device)
+    val_iter = adapter.make_loader(val, EpochBatchSampler(len(val), batch_size, shuffle=False), device)
+    return train_iter, val_iter

@@ -1,0 +1,78 @@
+"""The banana dataset: generated once into a cache folder, or read from the book's folder.
+
+``bananas(data=None)`` returns the train and validation splits in memory. With ``data`` a path,
+that folder (the book's ``banana-detection`` layout) is read; without, the synthetic dataset is
+generated into ``$MULTISSD_DATA`` or ``~/.cache/multissd`` (or ``data_dir``) the first time, in
+parallel, and read from there afterwards.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from multissd.data.folder import DetectionSplit, read_split, write_split
+from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
+
+DATA_ENV_VAR = "MULTISSD_DATA"
+SYNTHETIC_VERSION = 1
+SPLIT_SIZES = {"train": 1000, "val": 100}
+_DONE_MARKER = "COMPLETE"
+
+
+def cache_dir(data_dir=None) -> Path:
+    """Where generated datasets live: ``data_dir``, else ``$MULTISSD_DATA``, else ``~/.cache/multissd``."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR])
+    return Path.home() / ".cache" / "multissd"
+
+
+def _render_range(args):
+    seed, split, start, stop, image_size = args
+    return [render_banana(banana_rng(seed, split, i), image_size) for i in range(start, stop)]
+
+
+def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = None, progress=None,
+                     image_size: int = IMAGE_SIZE) -> Path:
+    """Draw the synthetic banana dataset into ``folder`` in the book's layout; returns ``folder``.
+
+    ``sizes`` maps split to image count (default 1000 train, 100 val); images are ``image_size``
+    pixels square (256, the book's; tests use smaller ones). Each split is written into a
+    temporary folder and renamed, and a marker file is written last, so an interrupted run leaves
+    no dataset that looks complete.
+    """
+    folder = Path(folder)
+    sizes = dict(SPLIT_SIZES if sizes is None else sizes)
+    workers = workers or min(4, os.cpu_count() or 1)
+    (folder / _DONE_MARKER).unlink(missing_ok=True)
+    for split, count in sizes.items():
+        chunks = [(seed, split, start, min(start + 50, count), image_size) for start in range(0, count, 50)]
+        if workers > 1 and count > 50:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(_render_range, chunks))
+        else:
+            results = [_render_range(chunk) for chunk in chunks]
+        drawn = [item for chunk in results for item in chunk]
+        write_split(folder, split, [image for image, _ in drawn], [box for _, box in drawn])
+        if progress:
+            progress(f"generated {count} {split} images in {folder}")
+    (folder / _DONE_MARKER).write_text(f"multissd synthetic bananas v{SYNTHETIC_VERSION}, seed {seed}, {sizes}\n")
+    return folder
+
+
+def synthetic_bananas_dir(data_dir=None, seed: int = 0, sizes=None, progress=None) -> Path:
+    """The folder of the synthetic dataset for ``seed``, generated first if it is not there yet."""
+    sizes = dict(SPLIT_SIZES if sizes is None else sizes)
+    suffix = "" if sizes == SPLIT_SIZES else "-" + "-".join(f"{k}{v}" for k, v in sizes.items())
+    folder = cache_dir(data_dir) / f"banana-detection-synthetic-v{SYNTHETIC_VERSION}-seed{seed}{suffix}"
+    if not (folder / _DONE_MARKER).is_file():
+        generate_bananas(folder, seed=seed, sizes=sizes, progress=progress)
+    return folder
+
+
+def bananas(data=None, data_dir=None, seed: int = 0, sizes=None, progress=None) -> tuple[DetectionSplit, DetectionSplit]:
+    """``(train, val)`` splits: from the folder ``data`` (book layout), or the synthetic dataset."""
+    folder = Path(data) if data is not None else synthetic_bananas_dir(data_dir, seed, sizes, progress)
+    return read_split(folder, "train"), read_split(folder, "val")

@@ -1,0 +1,148 @@
+"""The book's ``banana-detection`` folder layout: reading it (with clear errors) and writing it.
+
+Layout (as in the book)::
+
+    banana-detection/
+        bananas_train/images/0.png, 1.png, ...    bananas_train/label.csv
+        bananas_val/images/...                    bananas_val/label.csv
+
+``label.csv`` has the header ``img_name,label,xmin,ymin,xmax,ymax`` and one row per object, the
+box in pixels. An image may have several rows (several objects); every image must have at least
+one row, and all images of a split the same size.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
+SPLIT_FOLDERS = {"train": "bananas_train", "val": "bananas_val"}
+PADDING = -1.0
+
+
+@dataclass
+class DetectionSplit:
+    """One split in memory.
+
+    Attributes:
+        images: uint8 ``(N, 3, H, W)``.
+        labels: float32 ``(N, G, 5)`` rows ``[class, xmin, ymin, xmax, ymax]`` normalised to ``[0, 1]``
+            (the book divides pixels by the image side), padded with rows of -1.
+        names: the ``N`` image file names.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _fail(path, row, message):
+    where = f"{path}, row {row}" if row is not None else str(path)
+    raise ValueError(f"{where}: {message}")
+
+
+def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float, float]]]:
+    """Rows of ``label.csv`` grouped by image name, in file order; errors name the file and row."""
+    if not csv_path.is_file():
+        raise ValueError(f"Missing label file: {csv_path} (expected a CSV with columns {','.join(COLUMNS)})")
+    objects: dict[str, list] = {}
+    with open(csv_path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != COLUMNS:
+            _fail(csv_path, 1, f"expected the header {','.join(COLUMNS)}; found {','.join(header or [])!r}")
+        for row_number, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(COLUMNS):
+                _fail(csv_path, row_number, f"expected {len(COLUMNS)} values, found {len(row)}: {row}")
+            name = row[0].strip()
+            try:
+                label = int(float(row[1]))
+                xmin, ymin, xmax, ymax = (float(v) for v in row[2:])
+            except ValueError:
+                _fail(csv_path, row_number, f"label and box must be numbers; found {row[1:]}")
+            if label < 0 or float(row[1]) != label:
+                _fail(csv_path, row_number, f"label must be an integer >= 0; found {row[1]!r}")
+            if not all(np.isfinite([xmin, ymin, xmax, ymax])) or not (xmin < xmax and ymin < ymax):
+                _fail(csv_path, row_number, f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) of {name} must have "
+                                            f"xmin < xmax and ymin < ymax")
+            objects.setdefault(name, []).append((row_number, label, xmin, ymin, xmax, ymax))
+    if not objects:
+        _fail(csv_path, None, "has no rows")
+    return objects
+
+
+def read_split(folder, split: str) -> DetectionSplit:
+    """Read ``folder/bananas_<split>`` (``split`` is ``"train"`` or ``"val"``) into memory."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"Data folder not found: {root} (expected the book's banana-detection layout)")
+    split_dir = root / SPLIT_FOLDERS[split]
+    objects = read_labels(split_dir / "label.csv")
+    images, labels, names = [], [], []
+    max_objects = max(len(rows) for rows in objects.values())
+    size = None
+    for name, rows in objects.items():
+        image_path = split_dir / "images" / name
+        try:
+            with Image.open(image_path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except FileNotFoundError:
+            _fail(split_dir / "label.csv", rows[0][0], f"image {image_path} does not exist")
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            _fail(image_path, None, f"cannot be decoded as an image ({error})")
+        height, width = pixels.shape[:2]
+        if size is None:
+            size = (height, width)
+        elif (height, width) != size:
+            _fail(image_path, None, f"is {width}x{height}, but the split's images are {size[1]}x{size[0]}")
+        label = np.full((max_objects, 5), PADDING, np.float32)
+        for j, (row_number, cls, xmin, ymin, xmax, ymax) in enumerate(rows):
+            if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
+                _fail(split_dir / "label.csv", row_number,
+                      f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the {width}x{height} image {name}")
+            label[j] = [cls, xmin / width, ymin / height, xmax / width, ymax / height]
+        images.append(pixels.transpose(2, 0, 1))
+        labels.append(label)
+        names.append(name)
+    return DetectionSplit(np.stack(images), np.stack(labels), names)
+
+
+def write_split(folder, split: str, images, boxes, classes=None) -> None:
+    """Write images (uint8 ``(H, W, 3)`` each) and their pixel boxes as ``folder/bananas_<split>``.
+
+    The split is written into a temporary folder and renamed into place, so an interrupted write
+    leaves nothing half-written behind.
+    """
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / SPLIT_FOLDERS[split]
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        (staging / "images").mkdir()
+        with open(staging / "label.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            for i, (pixels, box) in enumerate(zip(images, boxes)):
+                name = f"{i}.png"
+                Image.fromarray(pixels).save(staging / "images" / name, compress_level=1)
+                for j, one in enumerate(np.reshape(box, (-1, 4))):
+                    cls = 0 if classes is None else int(np.ravel(classes[i])[j])
+                    writer.writerow([name, cls, *(int(v) for v in one)])
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

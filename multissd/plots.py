@@ -1,0 +1,64 @@
+"""Pictures: training curves (like the book's plot) and images with their boxes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(history: list[dict], path) -> Path:
+    """Class error and bbox MAE per epoch, training and validation (the book's figure, plus val)."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ax.plot(epochs, [row["class_err"] for row in history], "-", label="class error")
+    ax.plot(epochs, [row["bbox_mae"] for row in history], "m--", label="bbox mae")
+    ax.plot(epochs, [row["val_class_err"] for row in history], "g-.", label="val class error")
+    ax.plot(epochs, [row["val_bbox_mae"] for row in history], "r:", label="val bbox mae")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("log")
+    ax.set_xlim(1, max(epochs[-1], 2))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def draw_boxes(ax, boxes, labels=None, color="w", text_color="k") -> None:
+    """Rectangles (and optional labels) on a matplotlib axis; boxes in pixels ``(N, 4)``."""
+    plt = _pyplot()
+    for i, box in enumerate(np.reshape(boxes, (-1, 4))):
+        rect = plt.Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor=color,
+                             linewidth=2)
+        ax.add_patch(rect)
+        if labels is not None and i < len(labels):
+            ax.text(box[0], box[1], labels[i], va="center", ha="center", fontsize=8, color=text_color,
+                    bbox=dict(facecolor=color, lw=0))
+
+
+def plot_detections(images, detections, truths, path, columns: int = 4, class_names=None) -> Path:
+    """A grid of images (uint8 ``(H, W, 3)``) with predicted boxes (white, with scores) and true
+    boxes (green). ``detections`` per image: rows ``[class, score, x1, y1, x2, y2]`` in pixels."""
+    plt = _pyplot()
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, dets, truth in zip(axes.ravel(), images, detections, truths):
+        ax.imshow(image)
+        draw_boxes(ax, truth, color="lime")
+        names = [f"{(class_names[int(d[0])] + ' ') if class_names else ''}{d[1]:.2f}" for d in dets]
+        draw_boxes(ax, [d[2:] for d in dets], names, color="w")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

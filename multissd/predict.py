@@ -1,0 +1,122 @@
+"""``python -m multissd.predict``: find objects in images with trained weights, on any backend.
+
+    python -m multissd.predict photo.jpg --weights runs/tinyssd/weights.safetensors
+    python -m multissd.predict a.png b.png --weights w.safetensors --backend numpy --threshold 0.5 --out preds
+
+Each image is resized to the model's input size, run through the model, and decoded with
+``multibox_detection`` (NMS). One JSON line per detection is printed -- image, class, score, box in
+pixels of the original image -- and the image is saved with its boxes drawn, like the book's
+``display``. Weights trained on one backend predict on any other, NumPy included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from multissd import backends
+from multissd.weights import load_model
+
+DEFAULT_IMAGE_SIZE = (256, 256)
+
+
+def run_settings(weights_path: Path) -> tuple[tuple[int, int], list[str] | None]:
+    """Input size and class names from the run's ``config.json`` beside the weights, if any."""
+    config_path = weights_path.parent / "config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        size = tuple(config.get("image_size") or DEFAULT_IMAGE_SIZE)
+        return (int(size[0]), int(size[1])), config.get("class_names")
+    return DEFAULT_IMAGE_SIZE, None
+
+
+def read_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise ValueError(f"Image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(f"Cannot read image {path}: {error}") from None
+
+
+def predict_images(paths, weights, backend=None, threshold: float = 0.9, nms_threshold: float = 0.5,
+                   device: str = "auto"):
+    """Detections per image: a list of ``(path, original PIL image, rows)``, rows
+    ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original image with ``score >= threshold``."""
+    from multissd.config import get_backend
+    backend = backend or get_backend()
+    weights = Path(weights)
+    (height, width), class_names = run_settings(weights)
+    adapter = backends.load_train(backend)
+    device = adapter.resolve_device(device)
+    net = adapter.prepare(load_model(weights, backend=backend), device)
+    results = []
+    for path in map(Path, paths):
+        image = read_image(path)
+        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
+        anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
+        rows = adapter.detect(anchors, cls_probs, bbox_preds, nms_threshold, device)[0]
+        rows = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= threshold)]
+        rows[:, 2:] *= np.array([image.width, image.height, image.width, image.height], np.float32)
+        results.append((path, image, rows))
+    return results, class_names
+
+
+def draw(image: Image.Image, rows, class_names, path: Path) -> Path:
+    """Save ``image`` with its detections drawn (white boxes with class and score), like the book's display."""
+    from multissd.plots import _pyplot, draw_boxes
+    plt = _pyplot()
+    fig = plt.figure(figsize=(image.width / 100, image.height / 100), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(image)
+    ax.axis("off")
+    labels = [f"{_name(class_names, int(r[0]))} {r[1]:.2f}" for r in rows]
+    draw_boxes(ax, rows[:, 2:], labels, color="w")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _name(class_names, class_id: int) -> str:
+    if class_names and 0 <= class_id < len(class_names):
+        return class_names[class_id]
+    return f"class {class_id}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m multissd.predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
+    p.add_argument("--weights", required=True, help="a weights file written by multissd (weights.safetensors)")
+    p.add_argument("--backend", choices=["numpy", "torch", "paddle"], default=None,
+                   help="framework to run the model with (default: the active backend)")
+    p.add_argument("--threshold", type=float, default=0.9, help="lowest score to report (default 0.9, the book's)")
+    p.add_argument("--nms-threshold", type=float, default=0.5, help="IoU above which NMS suppresses (default 0.5)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto", help="device (default auto)")
+    p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
+    args = p.parse_args(argv)
+    try:
+        results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
+                                              args.nms_threshold, args.device)
+    except (ValueError, TypeError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, image, rows in results:
+        for row in rows:
+            print(json.dumps({"image": str(path), "class": _name(class_names, int(row[0])), "class_id": int(row[0]),
+                              "score": round(float(row[1]), 4),
+                              "box": [round(float(v), 1) for v in row[2:]]}))
+        saved = draw(image, rows, class_names, out / f"{path.stem}_detections.png")
+        print(f"saved {saved}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The training loop of the book, backend-neutral, with what a real run needs around it.
+
+Per epoch: a progress bar with the running loss and examples/s; one line with the book's figures
+(class error, bbox MAE) on training and validation data, the share of validation images whose top
+detection overlaps a true box with IoU >= 0.5, and honest examples/s (examples / whole epoch's
+wall time). After every epoch the run folder gets an atomic checkpoint, portable weights,
+``metrics.csv`` and ``curves.png``. Ctrl-C stops after the current batch and saves (a mid-epoch
+checkpoint that ``--resume`` continues exactly); a non-finite loss stops the run naming the epoch
+and batch and keeps the last good checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from multissd import backends
+from multissd.data.bananas import bananas
+from multissd.data.sampler import EpochBatchSampler
+from multissd.model_spec import TinySSDSpec
+from multissd.nn_contract import LossConfig
+from multissd.weights import read_file, save_weights, write_file
+
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_FORMAT = "multissd.checkpoint/1"
+DEFAULT_EPOCHS = 8
+METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
+                  "examples_per_s", "epoch_seconds")
+
+
+@dataclass
+class TrainConfig:
+    """Everything needed to rebuild and re-run a training run (saved as the run's ``config.json``)."""
+
+    backend: str = "torch"
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 32
+    lr: float = 0.2
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    data: str | None = None
+    data_dir: str | None = None
+    out: str = "runs/tinyssd"
+    loss: dict = field(default_factory=lambda: asdict(LossConfig()))
+    threads: int | None = None
+    spec: dict | None = None           # filled in from the data (number of classes)
+    class_names: list | None = None
+    image_size: list | None = None     # [height, width] of the training images
+
+    def loss_config(self) -> LossConfig:
+        return LossConfig(**self.loss)
+
+
+class StopRequested(Exception):
+    """Ctrl-C was pressed: the run saved a checkpoint after the current batch."""
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+def _top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
+    """Per image: does the highest-scoring non-background anchor's box overlap a true box at IoU >= 0.5?
+
+    The top detection of ``multibox_detection`` is that box (NMS always keeps the best-scoring box).
+    """
+    ref = backends.load("numpy")
+    conf = cls_probs[:, 1:].max(axis=1)                                          # (B, A)
+    best = conf.argmax(axis=1)                                                   # (B,)
+    offsets = bbox_preds.reshape(len(best), -1, 4)[np.arange(len(best)), best]  # (B, 4)
+    boxes = ref.offset_inverse(anchors[0, best], offsets)                        # (B, 4)
+    hits = []
+    for box, label in zip(boxes, labels):
+        truth = label[label[:, 0] >= 0, 1:]
+        hits.append(truth.size > 0 and ref.box_iou(box[None].astype(np.float32), truth.astype(np.float32)).max() >= 0.5)
+    return np.asarray(hits)
+
+
+def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
+    """Validation figures: class error, bbox MAE (the book's, on validation data) and top-1 IoU>=0.5 rate."""
+    ref, ref_nn = backends.load("numpy"), backends.load_nn("numpy")
+    totals = np.zeros(5)
+    hits = []
+    for start in range(0, len(split), batch_size):
+        images = split.images[start:start + batch_size].astype(np.float32)
+        labels = split.labels[start:start + batch_size]
+        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+        bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
+        totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
+                   ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size, 0]
+        hits.extend(_top1_hits(anchors, cls_probs, bbox_preds, labels))
+    return dict(val_class_err=1 - totals[0] / totals[1], val_bbox_mae=totals[2] / totals[3],
+                val_top1_iou50=float(np.mean(hits)) if hits else 0.0)
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def _save_checkpoint(run: Path, nn, net, state: dict) -> None:
+    write_file(run / CHECKPOINT, nn.get_weights(net),
+               {"format": CHECKPOINT_FORMAT, "spec": net.spec.to_json(), "state": json.dumps(state)})
+
+
+def load_checkpoint(run) -> tuple[dict, dict]:
+    """``(weights, state)`` of a run's checkpoint; ``ValueError`` naming the path if it is unusable."""
+    path = Path(run) / CHECKPOINT
+    arrays, metadata = read_file(path, what="checkpoint")
+    if metadata.get("format") != CHECKPOINT_FORMAT or "state" not in metadata:
+        raise ValueError(f"{path} is not a multissd checkpoint (format {metadata.get('format')!r})")
+    return arrays, json.loads(metadata["state"])
+
+
+class _StopFlag:
+    """First Ctrl-C: stop after the current batch. Second: stop now."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nStopping after this batch (Ctrl-C again to stop at once)...", file=sys.stderr)
+        try:
+            self._previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, dict | None, dict | None]:
+    """The run folder and, when resuming, the saved config, weights and state."""
+    run = Path(config.out)
+    if resume:
+        saved = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
+        if saved is None:
+            raise ValueError(f"Cannot resume: {run / 'config.json'} not found")
+        weights, state = load_checkpoint(run)
+        resumed = TrainConfig(**{**saved, "epochs": max(config.epochs, saved["epochs"]), "out": str(run)})
+        return resumed, run, weights, state
+    if run.exists() and any(run.iterdir()):
+        raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
+                         f"another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    return config, run, None, None
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
+    """Train TinySSD as configured; returns the per-epoch history (also written to ``metrics.csv``)."""
+    from tqdm.auto import tqdm
+
+    config, run, weights, state = prepare_run(config, resume)
+    backends.load(config.backend)
+    adapter, nn = backends.load_train(config.backend), backends.load_nn(config.backend)
+    if not adapter.CAN_TRAIN:
+        adapter.make_optimizer(None, config.lr, config.weight_decay)  # raises the one-line error
+    adapter.set_threads(config.threads)
+    device = adapter.resolve_device(config.device)
+    train_split, val_split = bananas(config.data, config.data_dir, seed=config.seed, progress=log)
+    num_classes = int(max(train_split.labels[..., 0].max(), val_split.labels[..., 0].max())) + 1
+    spec = TinySSDSpec.from_json(json.dumps(config.spec)) if config.spec else TinySSDSpec(num_classes=num_classes)
+    config.spec = json.loads(spec.to_json())
+    config.image_size = [int(d) for d in train_split.images.shape[2:]]
+    config.class_names = config.class_names or (["banana"] if num_classes == 1 else [str(i) for i in range(num_classes)])
+    (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    net = nn.TinySSD(spec=spec, seed=config.seed)
+    if weights is not None:
+        nn.set_weights(net, weights)
+        if state.get("seed") != config.seed:
+            log(f"warning: the checkpoint was made with seed {state.get('seed')}, the config says {config.seed}")
+    net = adapter.prepare(net, device)
+    optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay)
+    loss_config = config.loss_config()
+    sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed)
+    loader = adapter.make_loader(train_split, sampler, device)
+
+    state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)
+    history = state["history"]
+    if resume:
+        log(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batches_done']}")
+    with _StopFlag() as stop:
+        for epoch in range(state["epoch"], config.epochs):
+            sampler.set_epoch(epoch, skip_batches=state["batches_done"])
+            sums = np.asarray(state["sums"], dtype=np.float64)   # loss*n, n, cls_correct, cls_count, bbox_abs, bbox_count
+            started, batch = time.perf_counter(), state["batches_done"]
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
+                       unit="batch", file=sys.stderr)
+            for X, Y in bar:
+                try:
+                    stats = adapter.train_step(net, optimizer, X, Y, loss_config, device)
+                except FloatingPointError as error:
+                    raise NonFiniteLoss(
+                        f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error}); the run stopped and "
+                        f"kept its last good checkpoint in {run / CHECKPOINT}") from None
+                n = int(Y.shape[0])
+                sums += [stats["loss"] * n, n, stats["cls_correct"], stats["cls_count"], stats["bbox_abs"],
+                         stats["bbox_count"]]
+                batch += 1
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(loss=f"{sums[0] / sums[1]:.4f}", ex_s=f"{sums[1] / elapsed:.1f}")
+                if stop.requested:
+                    state.update(epoch=epoch, batches_done=batch, sums=sums.tolist())
+                    _save_checkpoint(run, nn, net, state)
+                    raise StopRequested(f"Stopped at epoch {epoch + 1}, batch {batch}; saved {run / CHECKPOINT}. "
+                                        f"Continue with --resume {run}")
+            seconds = time.perf_counter() - started
+            row = dict(epoch=epoch + 1, loss=sums[0] / sums[1], class_err=1 - sums[2] / sums[3],
+                       bbox_mae=sums[4] / sums[5], examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
+            row.update(evaluate(adapter, net, val_split, device, config.batch_size))
+            history.append(row)
+            state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, history=history)
+            _save_checkpoint(run, nn, net, state)
+            save_weights(net, run / "weights.safetensors")
+            _write_metrics(run / "metrics.csv", history)
+            from multissd.plots import plot_curves
+            plot_curves(history, run / "curves.png")
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}, class err {row['class_err']:.2e}, "
+                f"bbox mae {row['bbox_mae']:.2e} | val class err {row['val_class_err']:.2e}, "
+                f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}% | "
+                f"{row['examples_per_s']:.1f} examples/s ({seconds:.0f} s)")
+    _plot_predictions(adapter, net, val_split, device, run, config.class_names)
+    return history
+
+
+def _plot_predictions(adapter, net, split, device, run: Path, class_names, count: int = 12, threshold: float = 0.5):
+    from multissd.plots import plot_detections
+    images = split.images[:count].astype(np.float32)
+    anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+    output = adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device)
+    height, width = images.shape[2:]
+    scale = np.array([width, height, width, height], np.float32)
+    detections = []
+    for rows in output:
+        rows = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= threshold)][:5]
+        detections.append(np.concatenate([rows[:, :2], rows[:, 2:] * scale], axis=1) if len(rows) else rows)
+    truths = [label[label[:, 0] >= 0, 1:] * scale for label in split.labels[:count]]
+    plot_detections(split.images[:count].transpose(0, 2, 3, 1), detections, truths, run / "predictions.png",
+                    class_names=class_names)
+
+
+def finite_history(history: list[dict]) -> bool:
+    return all(math.isfinite(v) for row in history for v in row.values())
