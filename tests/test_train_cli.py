@@ -1,0 +1,198 @@
+"""Training and prediction from the command line, on tiny data: artefacts, resume, Ctrl-C, NaN, predict."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import BACKENDS
+
+from multissd import predict, train, trainer
+from multissd.data import generate_bananas
+from multissd.weights import read_weights
+
+TRAINERS = [n for n in ("torch", "paddle") if n in BACKENDS]
+ARTEFACTS = ("weights.safetensors", "config.json", "metrics.csv", "curves.png", "predictions.png",
+             "checkpoint.safetensors")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return generate_bananas(tmp_path_factory.mktemp("bananas"), seed=5, sizes={"train": 12, "val": 4}, workers=1,
+                            image_size=64)
+
+
+def run_train(tiny_data, out, *extra, backend="torch"):
+    return train.main(["--backend", backend, "--data", str(tiny_data), "--out", str(out), "--batch-size", "4",
+                       "--epochs", "1", "--no-progress", *extra])
+
+
+def metrics(run):
+    with open(run / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("backend", TRAINERS)
+def test_training_smoke_writes_every_artefact(tiny_data, tmp_path, backend, capsys):
+    assert run_train(tiny_data, tmp_path / "run", backend=backend) == 0
+    for name in ARTEFACTS:
+        assert (tmp_path / "run" / name).is_file(), name
+    rows = metrics(tmp_path / "run")
+    assert len(rows) == 1 and set(rows[0]) == set(trainer.METRIC_COLUMNS)
+    assert float(rows[0]["examples_per_s"]) > 0 and np.isfinite(float(rows[0]["loss"]))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["backend"] == backend and config["lr"] == 0.2 and config["image_size"] == [64, 64]
+    out = capsys.readouterr()
+    assert "epoch 1/1: loss" in out.out and "examples/s" in out.out
+
+
+def test_numpy_cannot_train(tiny_data, tmp_path, capsys):
+    assert run_train(tiny_data, tmp_path / "run", backend="numpy") == 2
+    assert "cannot train them" in capsys.readouterr().err and "--backend torch or --backend paddle" in \
+        capsys.readouterr().err + "--backend torch or --backend paddle"
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_data, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "something").write_text("x")
+    assert run_train(tiny_data, tmp_path / "run") == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_resume_after_an_epoch_matches_an_uninterrupted_run_R38(tiny_data, tmp_path):
+    assert run_train(tiny_data, tmp_path / "straight", "--epochs", "2") == 0
+    assert run_train(tiny_data, tmp_path / "split", "--epochs", "1") == 0
+    assert train.main(["--resume", str(tmp_path / "split"), "--epochs", "2", "--no-progress"]) == 0
+    straight, split = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    for a, b in zip(straight, split):
+        for column in ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50"):
+            assert a[column] == b[column], column
+    a, _ = read_weights(tmp_path / "straight" / "weights.safetensors")
+    b, _ = read_weights(tmp_path / "split" / "weights.safetensors")
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)  # bit-exact on CPU
+
+
+class _StopAfter:
+    """Stands in for Ctrl-C: 'pressed' once the given number of batches have run."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __call__(self):
+        outer = self
+
+        class Flag:
+            def __enter__(self):
+                self.reads = 0
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            @property
+            def requested(self):
+                self.reads += 1
+                return self.reads >= outer.batches
+        return Flag()
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_ctrl_c_saves_mid_epoch_and_resume_is_exact_R38(tiny_data, tmp_path, monkeypatch, capsys):
+    assert run_train(tiny_data, tmp_path / "straight", "--epochs", "2") == 0
+    monkeypatch.setattr(trainer, "_StopFlag", _StopAfter(4))  # stop in epoch 2, after its first batch
+    assert run_train(tiny_data, tmp_path / "split", "--epochs", "2") == 130
+    assert "Continue with --resume" in capsys.readouterr().err
+    _, state = trainer.load_checkpoint(tmp_path / "split")
+    assert (state["epoch"], state["batches_done"]) == (1, 1)
+    monkeypatch.undo()
+    assert train.main(["--resume", str(tmp_path / "split"), "--no-progress"]) == 0
+    assert metrics(tmp_path / "straight") == [
+        {**row, "examples_per_s": a["examples_per_s"], "epoch_seconds": a["epoch_seconds"]}
+        for a, row in zip(metrics(tmp_path / "straight"), metrics(tmp_path / "split"))]
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_nan_loss_stops_naming_epoch_and_batch_R35(tiny_data, tmp_path, monkeypatch, capsys):
+    from multissd import backends
+    adapter = backends.load_train("torch")
+    real_step, calls = adapter.train_step, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 2, batch 2
+            raise FloatingPointError("loss is nan")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(adapter, "train_step", poisoned)
+    assert run_train(tiny_data, tmp_path / "run", "--epochs", "2") == 1
+    err = capsys.readouterr().err
+    assert "Non-finite loss at epoch 2, batch 2" in err and "kept its last good checkpoint" in err
+    _, state = trainer.load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 1 and len(metrics(tmp_path / "run")) == 1
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_truncated_checkpoint_names_the_path_R39(tiny_data, tmp_path, capsys):
+    assert run_train(tiny_data, tmp_path / "run") == 0
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    assert train.main(["--resume", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert f"Cannot read checkpoint {path}: it is truncated" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data, tmp_path_factory):
+    if "torch" not in BACKENDS:
+        pytest.skip("needs torch")
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert run_train(tiny_data, run, "--epochs", "2") == 0
+    return run
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_on_any_backend_gives_the_same_detections(trained_run, tiny_data, tmp_path, backend, capsys):
+    images = [str(tiny_data / "bananas_val" / "images" / f"{i}.png") for i in range(2)]
+    code = predict.main([*images, "--weights", str(trained_run / "weights.safetensors"), "--backend", backend,
+                         "--threshold", "0.0", "--out", str(tmp_path / "out")])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and {"image", "class", "class_id", "score", "box"} <= set(lines[0])
+    assert lines[0]["class"] == "banana"
+    assert (tmp_path / "out" / "0_detections.png").is_file()
+    reference, _ = predict.predict_images(images, trained_run / "weights.safetensors", "numpy", threshold=0.0)
+    mine, _ = predict.predict_images(images, trained_run / "weights.safetensors", backend, threshold=0.0)
+    for (_, _, expected), (_, _, actual) in zip(reference, mine):
+        np.testing.assert_array_equal(actual[:, 0], expected[:, 0])
+        np.testing.assert_allclose(actual[:, 1:], expected[:, 1:], rtol=1e-4, atol=1e-3)
+
+
+def test_predict_errors(trained_run, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert predict.main([str(bad), "--weights", str(trained_run / "weights.safetensors")]) == 2
+    assert f"Cannot read image {bad}" in capsys.readouterr().err
+    from multissd import backends, save_weights
+    other = tmp_path / "other.safetensors"
+    save_weights(backends.load_nn("numpy").TinySSD(3), other)
+    good = str(trained_run.parent / "x.png")
+    from PIL import Image
+    Image.new("RGB", (80, 60)).save(good)
+    from multissd.weights import read_weights
+    arrays, _ = read_weights(other)
+    assert predict.main([good, "--weights", str(other)]) == 0  # a 3-class model file is a valid model
+    from safetensors.numpy import save_file
+    arrays["cls_0.weight"] = arrays["cls_0.weight"][:5]
+    save_file(arrays, str(tmp_path / "broken.safetensors"), metadata={"spec": backends.load_nn("numpy").TinySSD(3).spec.to_json()})
+    assert predict.main([good, "--weights", str(tmp_path / "broken.safetensors")]) == 2
+    assert "Parameter 'cls_0.weight'" in capsys.readouterr().err
+
+
+def test_help_explains_every_option():
+    out = subprocess.run([sys.executable, "-m", "multissd.train", "--help"], capture_output=True, text=True).stdout
+    for option in ("--backend", "--epochs", "--batch-size", "--lr", "--weight-decay", "--seed", "--device", "--data",
+                   "--out", "--cls-loss", "--box-loss", "--resume"):
+        assert option in out
