@@ -38,6 +38,8 @@ class TinySSDSpec:
             base network, each of ``block_channels``, the global max pool.
         bn_eps: batch-norm epsilon.
         bn_momentum: batch-norm momentum in torch's convention (new = (1 - m) * old + m * batch).
+        prior_prob: initial object probability of every anchor (RetinaNet's head initialisation,
+            see :func:`init_weights`); ``None`` for PyTorch's default initialisation.
     """
 
     num_classes: int = 1
@@ -48,6 +50,7 @@ class TinySSDSpec:
     ratios: tuple[tuple[float, ...], ...] = BOOK_RATIOS
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    prior_prob: float | None = 0.01
 
     def __post_init__(self):
         object.__setattr__(self, "base_channels", tuple(int(c) for c in self.base_channels))
@@ -71,6 +74,8 @@ class TinySSDSpec:
             if not ss or not rr or any(not (math.isfinite(v) and v > 0) for v in ss + rr):
                 raise ValueError(f"Scale {i}: expected non-empty sizes and ratios, all > 0; received "
                                  f"sizes={list(ss)}, ratios={list(rr)}")
+        if self.prior_prob is not None and not 0 < self.prior_prob < 1 / (self.num_classes + 1):
+            raise ValueError(f"Expected prior_prob in (0, 1/(num_classes+1)) or None; received {self.prior_prob!r}")
         if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
             raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
                              f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
@@ -168,20 +173,31 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
 
     Convolutions use PyTorch's default (Kaiming-uniform with ``a = sqrt(5)``: weights and biases
     uniform in ``+-1/sqrt(fan_in)``); batch norm starts at weight 1, bias 0, mean 0, variance 1.
+    With ``spec.prior_prob`` set (the default, 0.01), the class and box predictors are initialised
+    as RetinaNet's heads (Lin et al., 2017): weights ``N(0, 0.01)``, box biases 0 (boxes start at
+    their anchors), and class biases such that every object class starts at probability
+    ``prior_prob`` -- so training does not first spend its steps unlearning 50% object scores on
+    thousands of background anchors. ``prior_prob=None`` keeps PyTorch's default for them too.
     Every backend loads these arrays, so all start from identical weights.
     """
     rng = np.random.default_rng(seed)
     weights: OrderedDict = OrderedDict()
     bounds: dict[str, float] = {}
     for name, (shape, kind) in spec.parameters().items():
+        head = name.startswith(("cls_", "bbox_")) and spec.prior_prob is not None
         if kind == "conv.weight":
             fan_in = shape[1] * shape[2] * shape[3]
             bound = 1.0 / math.sqrt(fan_in)
             bounds[name.rsplit(".", 1)[0]] = bound
-            value = rng.uniform(-bound, bound, size=shape)
+            value = rng.normal(0, 0.01, size=shape) if head else rng.uniform(-bound, bound, size=shape)
         elif kind == "conv.bias":
             bound = bounds[name.rsplit(".", 1)[0]]
             value = rng.uniform(-bound, bound, size=shape)
+            if head:  # boxes start at their anchors; each class starts at probability prior_prob
+                value = np.zeros(shape)
+                if name.startswith("cls_"):
+                    value.reshape(-1, spec.num_classes + 1)[:, 0] = math.log(1 / spec.prior_prob - spec.num_classes)
+
         elif kind in ("bn.weight", "bn.running_var"):
             value = np.ones(shape)
         else:

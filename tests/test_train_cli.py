@@ -196,3 +196,54 @@ def test_help_explains_every_option():
     for option in ("--backend", "--epochs", "--batch-size", "--lr", "--weight-decay", "--seed", "--device", "--data",
                    "--out", "--cls-loss", "--box-loss", "--resume"):
         assert option in out
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_killed_run_resumes_from_last_epoch_R38(tiny_data, tmp_path):
+    """SIGKILL during epoch 2, then --resume: the same figures as an uninterrupted run."""
+    import os
+    import signal
+    import time
+    assert run_train(tiny_data, tmp_path / "straight", "--epochs", "3", "--batch-size", "2") == 0
+    command = [sys.executable, "-m", "multissd.train", "--backend", "torch", "--data", str(tiny_data), "--out",
+               str(tmp_path / "killed"), "--batch-size", "2", "--epochs", "3", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / "metrics.csv").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    _, state = trainer.load_checkpoint(tmp_path / "killed")
+    assert state["epoch"] in (1, 2)
+    assert train.main(["--resume", str(tmp_path / "killed"), "--no-progress"]) == 0
+    keep = ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50")
+    assert [{k: r[k] for k in keep} for r in metrics(tmp_path / "killed")] == \
+        [{k: r[k] for k in keep} for r in metrics(tmp_path / "straight")]
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_crash_while_saving_a_checkpoint_keeps_the_previous_one_R37(tiny_data, tmp_path, monkeypatch, capsys):
+    import safetensors.numpy
+    real_save, calls = safetensors.numpy.save_file, {"n": 0}
+
+    def crashing(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2's checkpoint (epoch 1 wrote a checkpoint and the weights)
+            raise OSError("power cut")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", crashing)
+    with pytest.raises(OSError, match="power cut"):
+        run_train(tiny_data, tmp_path / "run", "--epochs", "2")
+    _, state = trainer.load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_same_seed_same_figures_R40(tiny_data, tmp_path):
+    assert run_train(tiny_data, tmp_path / "a", "--epochs", "2") == 0
+    assert run_train(tiny_data, tmp_path / "b", "--epochs", "2") == 0
+    keep = ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50")
+    assert [{k: r[k] for k in keep} for r in metrics(tmp_path / "a")] == \
+        [{k: r[k] for k in keep} for r in metrics(tmp_path / "b")]

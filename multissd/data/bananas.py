@@ -15,7 +15,7 @@ from multissd.data.folder import DetectionSplit, read_split, write_split
 from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
 
 DATA_ENV_VAR = "MULTISSD_DATA"
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 SPLIT_SIZES = {"train": 1000, "val": 100}
 _DONE_MARKER = "COMPLETE"
 

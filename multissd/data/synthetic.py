@@ -16,7 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 IMAGE_SIZE = 256
-MIN_SIDE, MAX_SIDE = 0.10, 0.45   # the banana's box: its longer side, as a fraction of the image side
+# The banana's box: its longer side, as a fraction of the image side. Most boxes are 0.2-0.45 (a few
+# down to about 0.15): the book's TinySSD has no anchor smaller than 0.2, so a much smaller banana
+# could not be matched to any anchor at IoU 0.5.
+MIN_SIDE, MAX_SIDE = 0.10, 0.45
 SPLIT_IDS = {"train": 0, "val": 1}
 BANANA_CLASS = 0
 
@@ -29,10 +32,10 @@ def _distractor_colour(rng) -> tuple[int, int, int]:
 
 
 def _background(rng, size: int) -> Image.Image:
-    """Gradient, cloudy noise, stripes or checks, in random muted colours."""
+    """Gradient, cloudy noise, stripes or checks, in random colours other than banana yellow."""
     kind = rng.integers(4)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    c1, c2 = (np.array(_distractor_colour(rng), np.float32) / 255 * rng.uniform(0.5, 1.0) for _ in range(2))
     if kind == 0:  # linear gradient
         angle = rng.uniform(0, 2 * math.pi)
         t = (xx * math.cos(angle) + yy * math.sin(angle))
@@ -80,10 +83,10 @@ def _clutter(rng, image: Image.Image) -> None:
 def _banana_layers(rng, size: int):
     """One banana: ``(coverage (H, W) in [0, 1], colour (H, W, 3) in [0, 1])``, or ``None`` if it
     does not fit inside the image with the wanted size."""
-    length = rng.uniform(0.12, 0.5) * size                  # chord length in pixels
+    length = rng.uniform(0.2, 0.55) * size                   # chord length in pixels
     half = length / 2
-    bend = rng.uniform(0.12, 0.4)                            # sagitta / half-length
-    thickness = rng.uniform(0.13, 0.24)                      # max half-thickness / half-length
+    bend = rng.uniform(0.22, 0.5)                            # sagitta / half-length
+    thickness = rng.uniform(0.2, 0.32)                       # max half-thickness / half-length
     angle = rng.uniform(0, 2 * math.pi)
     cx, cy = rng.uniform(0.1, 0.9, 2) * size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
