@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["torch", "paddle", "numpy"], default=None,
                    help="framework to train with (default: $MULTISSD_BACKEND, else the first installed of torch, "
                         "paddle); numpy cannot train")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training set (default {DEFAULT_EPOCHS}: about 12 minutes on a 2-core CPU "
                         f"with torch; the book's full run is 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
@@ -54,8 +54,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss (default 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the framework (default: its own)")
     p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue the run in this folder from its last checkpoint (its config.json is used; "
-                        "--epochs may extend it)")
+                   help="continue the run in this folder from its last checkpoint with its config.json "
+                        "(--epochs, if given, sets the new total)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
     return p
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         loss = LossConfig(cls_loss=args.cls_loss.replace("-", "_"), box_loss=args.box_loss.replace("-", "_"),
                           sigma=args.sigma, neg_pos_ratio=args.neg_pos_ratio, cls_weight=args.cls_weight,
                           box_weight=args.box_weight)
-        if args.epochs < 1 or args.batch_size < 1:
+        if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be at least 1")
         from multissd.config import get_backend
         backend = args.backend or get_backend()

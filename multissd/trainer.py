@@ -156,7 +156,8 @@ def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, d
         if saved is None:
             raise ValueError(f"Cannot resume: {run / 'config.json'} not found")
         weights, state = load_checkpoint(run)
-        resumed = TrainConfig(**{**saved, "epochs": max(config.epochs, saved["epochs"]), "out": str(run)})
+        # --epochs given with --resume sets the total number of epochs; otherwise the saved one stands
+        resumed = TrainConfig(**{**saved, "epochs": config.epochs or saved["epochs"], "out": str(run)})
         return resumed, run, weights, state
     if run.exists() and any(run.iterdir()):
         raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
@@ -170,6 +171,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     from tqdm.auto import tqdm
 
     config, run, weights, state = prepare_run(config, resume)
+    config.epochs = config.epochs or DEFAULT_EPOCHS
     backends.load(config.backend)
     adapter, nn = backends.load_train(config.backend), backends.load_nn(config.backend)
     if not adapter.CAN_TRAIN:
@@ -244,6 +246,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
 
 
 def _plot_predictions(adapter, net, split, device, run: Path, class_names, count: int = 12, threshold: float = 0.5):
+    """``predictions.png``: validation images with their top detection and any other above ``threshold``."""
     from multissd.plots import plot_detections
     images = split.images[:count].astype(np.float32)
     anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
@@ -252,7 +255,9 @@ def _plot_predictions(adapter, net, split, device, run: Path, class_names, count
     scale = np.array([width, height, width, height], np.float32)
     detections = []
     for rows in output:
-        rows = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= threshold)][:5]
+        keep = rows[:, 0] >= 0
+        keep[1:] &= rows[1:, 1] >= threshold  # rows come by decreasing score: the first is the top detection
+        rows = rows[keep][:5]
         detections.append(np.concatenate([rows[:, :2], rows[:, 2:] * scale], axis=1) if len(rows) else rows)
     truths = [label[label[:, 0] >= 0, 1:] * scale for label in split.labels[:count]]
     plot_detections(split.images[:count].transpose(0, 2, 3, 1), detections, truths, run / "predictions.png",

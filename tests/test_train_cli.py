@@ -204,10 +204,12 @@ def test_killed_run_resumes_from_last_epoch_R38(tiny_data, tmp_path):
     import os
     import signal
     import time
-    assert run_train(tiny_data, tmp_path / "straight", "--epochs", "3", "--batch-size", "2") == 0
-    command = [sys.executable, "-m", "multissd.train", "--backend", "torch", "--data", str(tiny_data), "--out",
-               str(tmp_path / "killed"), "--batch-size", "2", "--epochs", "3", "--no-progress"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def command(out):  # both runs in fresh processes: same threads, so bit-identical arithmetic
+        return [sys.executable, "-m", "multissd.train", "--backend", "torch", "--data", str(tiny_data), "--out",
+                str(out), "--batch-size", "2", "--epochs", "3", "--no-progress"]
+
+    subprocess.run(command(tmp_path / "straight"), check=True, capture_output=True)
+    process = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (tmp_path / "killed" / "metrics.csv").is_file() and time.time() < deadline:
         time.sleep(0.05)
@@ -215,7 +217,8 @@ def test_killed_run_resumes_from_last_epoch_R38(tiny_data, tmp_path):
     process.wait()
     _, state = trainer.load_checkpoint(tmp_path / "killed")
     assert state["epoch"] in (1, 2)
-    assert train.main(["--resume", str(tmp_path / "killed"), "--no-progress"]) == 0
+    subprocess.run([sys.executable, "-m", "multissd.train", "--resume", str(tmp_path / "killed"), "--no-progress"],
+                   check=True, capture_output=True)
     keep = ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50")
     assert [{k: r[k] for k in keep} for r in metrics(tmp_path / "killed")] == \
         [{k: r[k] for k in keep} for r in metrics(tmp_path / "straight")]
