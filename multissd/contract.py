@@ -76,19 +76,28 @@ BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 # How backends declare that they implement the contract
 # ---------------------------------------------------------------------------------------------
 
-def implements(func):
-    """Decorator for a backend function: checks it matches the contract function of the same name
-    (same parameter names, in the same order) and gives it the contract's docstring."""
-    spec = globals().get(func.__name__)
-    if spec is None or func.__name__ not in CONTRACT:
-        raise TypeError(f"{func.__module__}.{func.__name__} is not a function of the multissd contract")
-    expected = list(inspect.signature(spec).parameters)
-    received = list(inspect.signature(func).parameters)
-    if expected != received:
-        raise TypeError(
-            f"{func.__module__}.{func.__name__} has parameters {received}; the contract says {expected}")
-    func.__doc__ = spec.__doc__
-    return func
+def contract_checker(namespace: dict, contract_name: str):
+    """An ``implements`` decorator for the contract whose stubs live in ``namespace`` and whose names
+    are listed in ``namespace[contract_name]``."""
+    def implements(func):
+        """Decorator for a backend function (or class): checks it matches the contract's stub of the
+        same name (same parameter names, in the same order) and gives it the stub's docstring."""
+        if func.__name__ not in namespace[contract_name]:
+            raise TypeError(f"{func.__module__}.{func.__name__} is not a function of the multissd contract "
+                            f"{contract_name}")
+        spec = namespace[func.__name__]
+        target = func.__init__ if inspect.isclass(func) else func
+        expected = list(inspect.signature(spec).parameters)
+        received = [p for p in inspect.signature(target).parameters if p != "self"]
+        if expected != received:
+            raise TypeError(
+                f"{func.__module__}.{func.__name__} has parameters {received}; the contract says {expected}")
+        func.__doc__ = spec.__doc__
+        return func
+    return implements
+
+
+implements = contract_checker(globals(), "CONTRACT")
 
 
 def _dispatch(func):

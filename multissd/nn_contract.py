@@ -9,10 +9,10 @@ dispatch on the type of the tensors they receive. Letters as in :mod:`multissd.c
 from __future__ import annotations
 
 import functools
-import inspect
 from dataclasses import dataclass
 
 from multissd import backends
+from multissd.contract import contract_checker
 
 REDUCTIONS = ("none", "mean", "sum")
 CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
@@ -98,19 +98,7 @@ def _on_tensor_backend(func):
     return call
 
 
-def implements(func):
-    """Decorator for a backend function: checks it matches the contract (same parameter names in the
-    same order) and gives it the contract's docstring."""
-    if func.__name__ not in NN_CONTRACT:
-        raise TypeError(f"{func.__module__}.{func.__name__} is not a function of the multissd nn contract")
-    spec = globals()[func.__name__]
-    target = func.__init__ if inspect.isclass(func) else func
-    expected = list(inspect.signature(spec).parameters)
-    received = [p for p in inspect.signature(target).parameters if p != "self"]
-    if expected != received:
-        raise TypeError(f"{func.__module__}.{func.__name__} has parameters {received}; the contract says {expected}")
-    func.__doc__ = spec.__doc__
-    return func
+implements = contract_checker(globals(), "NN_CONTRACT")
 
 
 # ---------------------------------------------------------------------------------------------
