@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import signal
 import sys
 import time
@@ -205,7 +204,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         for epoch in range(state["epoch"], config.epochs):
             sampler.set_epoch(epoch, skip_batches=state["batches_done"])
             sums = np.asarray(state["sums"], dtype=np.float64)   # loss*n, n, cls_correct, cls_count, bbox_abs, bbox_count
-            started, batch = time.perf_counter(), state["batches_done"]
+            # a resumed epoch counts the time its first part took before the stop
+            started, batch = time.perf_counter() - state.get("elapsed", 0.0), state["batches_done"]
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
                        unit="batch", file=sys.stderr)
             for X, Y in bar:
@@ -222,7 +222,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
                 elapsed = time.perf_counter() - started
                 bar.set_postfix(loss=f"{sums[0] / sums[1]:.4f}", ex_s=f"{sums[1] / elapsed:.1f}")
                 if stop.requested:
-                    state.update(epoch=epoch, batches_done=batch, sums=sums.tolist())
+                    state.update(epoch=epoch, batches_done=batch, sums=sums.tolist(), elapsed=elapsed)
                     _save_checkpoint(run, nn, net, state)
                     raise StopRequested(f"Stopped at epoch {epoch + 1}, batch {batch}; saved {run / CHECKPOINT}. "
                                         f"Continue with --resume {run}")
@@ -231,7 +231,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
                        bbox_mae=sums[4] / sums[5], examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
             row.update(evaluate(adapter, net, val_split, device, config.batch_size))
             history.append(row)
-            state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, history=history)
+            state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, elapsed=0.0, history=history)
             _save_checkpoint(run, nn, net, state)
             save_weights(net, run / "weights.safetensors")
             _write_metrics(run / "metrics.csv", history)
@@ -263,6 +263,3 @@ def _plot_predictions(adapter, net, split, device, run: Path, class_names, count
     plot_detections(split.images[:count].transpose(0, 2, 3, 1), detections, truths, run / "predictions.png",
                     class_names=class_names)
 
-
-def finite_history(history: list[dict]) -> bool:
-    return all(math.isfinite(v) for row in history for v in row.values())

@@ -7,8 +7,13 @@ its default ``argsort`` is not stable, and its CPU ``sqrt`` is not correctly rou
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-import paddle
+
+with warnings.catch_warnings():  # paddle warns at import about a C++ compiler cache (ccache) that multissd never needs
+    warnings.filterwarnings("ignore", message="No ccache found")
+    import paddle
 
 from multissd import backends, checks
 from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
