@@ -86,7 +86,7 @@ def _top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
 def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
     """Validation figures: class error, bbox MAE (the book's, on validation data) and top-1 IoU>=0.5 rate."""
     ref, ref_nn = backends.load("numpy"), backends.load_nn("numpy")
-    totals = np.zeros(5)
+    totals = np.zeros(4)  # cls_correct, cls_count, bbox_abs, bbox_count
     hits = []
     for start in range(0, len(split), batch_size):
         images = split.images[start:start + batch_size].astype(np.float32)
@@ -94,7 +94,7 @@ def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
         anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
         bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
         totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
-                   ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size, 0]
+                   ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]
         hits.extend(_top1_hits(anchors, cls_probs, bbox_preds, labels))
     return dict(val_class_err=1 - totals[0] / totals[1], val_bbox_mae=totals[2] / totals[3],
                 val_top1_iou50=float(np.mean(hits)) if hits else 0.0)
