@@ -2,11 +2,14 @@
 
 This is the *baseline*, not part of multissd's API: it keeps the book's loops over images and
 boxes, its unguarded division and its unstable sort, so that tests can check multissd against the
-book's outputs and benchmarks can measure against the book's speed. Requires PyTorch.
+book's outputs and benchmarks can measure against the book's speed. The model, the loss and the
+training step at the end are the chapter's notebook code (not in ``d2l.torch``), retyped the same
+way: plain NCHW tensors, eager mode, the book's loop body. Requires PyTorch.
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def box_corner_to_center(boxes):
@@ -155,3 +158,120 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5, pos_
         conf[below_min_idx] = 1 - conf[below_min_idx]
         out.append(torch.cat((class_id.unsqueeze(1), conf.unsqueeze(1), predicted_bb), dim=1))
     return torch.stack(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's model, loss and training step
+# ---------------------------------------------------------------------------------------------
+
+SIZES = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
+RATIOS = [[1, 2, 0.5]] * 5
+NUM_ANCHORS = len(SIZES[0]) + len(RATIOS[0]) - 1
+
+
+def cls_predictor(num_inputs, num_anchors, num_classes):
+    return nn.Conv2d(num_inputs, num_anchors * (num_classes + 1), kernel_size=3, padding=1)
+
+
+def bbox_predictor(num_inputs, num_anchors):
+    return nn.Conv2d(num_inputs, num_anchors * 4, kernel_size=3, padding=1)
+
+
+def flatten_pred(pred):
+    return torch.flatten(pred.permute(0, 2, 3, 1), start_dim=1)
+
+
+def concat_preds(preds):
+    return torch.cat([flatten_pred(p) for p in preds], dim=1)
+
+
+def down_sample_blk(in_channels, out_channels):
+    blk = []
+    for _ in range(2):
+        blk.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        blk.append(nn.BatchNorm2d(out_channels))
+        blk.append(nn.ReLU())
+        in_channels = out_channels
+    blk.append(nn.MaxPool2d(2))
+    return nn.Sequential(*blk)
+
+
+def base_net():
+    blk = []
+    num_filters = [3, 16, 32, 64]
+    for i in range(len(num_filters) - 1):
+        blk.append(down_sample_blk(num_filters[i], num_filters[i + 1]))
+    return nn.Sequential(*blk)
+
+
+def get_blk(i):
+    if i == 0:
+        return base_net()
+    if i == 1:
+        return down_sample_blk(64, 128)
+    if i == 4:
+        return nn.AdaptiveMaxPool2d((1, 1))
+    return down_sample_blk(128, 128)
+
+
+def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+    Y = blk(X)
+    anchors = multibox_prior(Y, sizes=size, ratios=ratio)
+    return Y, anchors, cls_predictor(Y), bbox_predictor(Y)
+
+
+class TinySSD(nn.Module):
+    """The book's TinySSD: ``X`` (B, 3, H, W) -> anchors (1, A, 4), cls_preds (B, A, C+1), bbox_preds (B, 4A)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+        idx_to_in_channels = [64, 128, 128, 128, 128]
+        for i in range(5):
+            setattr(self, f"blk_{i}", get_blk(i))
+            setattr(self, f"cls_{i}", cls_predictor(idx_to_in_channels[i], NUM_ANCHORS, num_classes))
+            setattr(self, f"bbox_{i}", bbox_predictor(idx_to_in_channels[i], NUM_ANCHORS))
+
+    def forward(self, X):
+        anchors, cls_preds, bbox_preds = [None] * 5, [None] * 5, [None] * 5
+        for i in range(5):
+            X, anchors[i], cls_preds[i], bbox_preds[i] = blk_forward(
+                X, getattr(self, f"blk_{i}"), SIZES[i], RATIOS[i], getattr(self, f"cls_{i}"),
+                getattr(self, f"bbox_{i}"))
+        anchors = torch.cat(anchors, dim=1)
+        cls_preds = concat_preds(cls_preds)
+        cls_preds = cls_preds.reshape(cls_preds.shape[0], -1, self.num_classes + 1)
+        bbox_preds = concat_preds(bbox_preds)
+        return anchors, cls_preds, bbox_preds
+
+
+cls_loss = nn.CrossEntropyLoss(reduction="none")
+bbox_loss = nn.L1Loss(reduction="none")
+
+
+def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks):
+    batch_size, num_classes = cls_preds.shape[0], cls_preds.shape[2]
+    cls = cls_loss(cls_preds.reshape(-1, num_classes), cls_labels.reshape(-1)).reshape(batch_size, -1).mean(dim=1)
+    bbox = bbox_loss(bbox_preds * bbox_masks, bbox_labels * bbox_masks).mean(dim=1)
+    return cls + bbox
+
+
+def cls_eval(cls_preds, cls_labels):
+    return float((cls_preds.argmax(dim=-1).type(cls_labels.dtype) == cls_labels).sum())
+
+
+def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+    return float((torch.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())
+
+
+def train_step(net, trainer, features, target, device):
+    """The body of the book's ``for features, target in train_iter`` loop -> the four figures it adds."""
+    trainer.zero_grad()
+    X, Y = features.to(device), target.to(device)
+    anchors, cls_preds, bbox_preds = net(X)
+    bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, Y)
+    loss = calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+    loss.mean().backward()
+    trainer.step()
+    return (cls_eval(cls_preds, cls_labels), cls_labels.numel(), bbox_eval(bbox_preds, bbox_labels, bbox_masks),
+            bbox_labels.numel())

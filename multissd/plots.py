@@ -62,3 +62,30 @@ def plot_detections(images, detections, truths, path, columns: int = 4, class_na
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_bench(rows: list[dict], path) -> Path:
+    """Horizontal bars: each implementation's speed-up over the book's code (log scale), per
+    measurement, with the goal marked where there is one."""
+    plt = _pyplot()
+    rows = [row for row in rows if row["ratio"]]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2), dpi=120)
+    labels = [f"{row['what']} | {row['implementation']}" for row in rows]
+    ratios = [row["ratio"] for row in rows]
+    colours = ["0.6" if "baseline" in row["implementation"] or "defaults" in row["implementation"] else
+               ("tab:green" if row["goal"] is None or row["ratio"] >= row["goal"] else "tab:red") for row in rows]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, ratios, color=colours)
+    for yi, row in zip(y, rows):
+        if row["goal"]:
+            ax.plot([row["goal"]] * 2, [yi - 0.4, yi + 0.4], "k-", lw=2)
+        ax.text(row["ratio"], yi, f" {row['ratio']:.1f}x", va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set_xlabel("speed-up over the book's code, same run (black ticks: goals)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -16,7 +16,13 @@ from dataclasses import asdict
 
 from multissd import backends
 from multissd.nn_contract import LossConfig
-from multissd.trainer import DEFAULT_EPOCHS, NonFiniteLoss, StopRequested, TrainConfig, train
+from multissd.trainer import (
+    DEFAULT_EPOCHS,
+    NonFiniteLoss,
+    StopRequested,
+    TrainConfig,
+    train,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
                         f"with torch; the book's full run is 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default 0.2, the book's)")
+    p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+                   help="cosine: decay the learning rate from --lr to 0 over the run (default); constant: the "
+                        "book's fixed learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default 5e-4, the book's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the data order and the "
                                                       "synthetic dataset (default 0)")
@@ -53,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class loss (default 1)")
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss (default 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the framework (default: its own)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch only: torch.compile the model (default off: no faster on a 2-core CPU, and the first "
+                        "step compiles for 10-70 s; see docs/performance.md)")
     p.add_argument("--resume", metavar="RUN", default=None,
                    help="continue the run in this folder from its last checkpoint with its config.json "
                         "(--epochs, if given, sets the new total)")
@@ -72,9 +84,9 @@ def main(argv=None) -> int:
         backend = args.backend or get_backend()
         backends.load(backend)
         config = TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             weight_decay=args.weight_decay, seed=args.seed, device=args.device, data=args.data,
+                             lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, seed=args.seed, device=args.device, data=args.data,
                              data_dir=args.data_dir, out=args.resume or args.out, loss=asdict(loss),
-                             threads=args.threads)
+                             threads=args.threads, compile=args.compile)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:
         print(stopped, file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from multissd import backends
 from multissd.data.bananas import bananas
 from multissd.data.sampler import EpochBatchSampler
+from multissd.host import keep_freed_memory
 from multissd.model_spec import TinySSDSpec
 from multissd.nn_contract import LossConfig
 from multissd.weights import read_file, save_weights, write_file
@@ -42,6 +44,7 @@ class TrainConfig:
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 32
     lr: float = 0.2
+    lr_schedule: str = "cosine"
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
@@ -50,12 +53,29 @@ class TrainConfig:
     out: str = "runs/tinyssd"
     loss: dict = field(default_factory=lambda: asdict(LossConfig()))
     threads: int | None = None
+    compile: bool = False
     spec: dict | None = None           # filled in from the data (number of classes)
     class_names: list | None = None
     image_size: list | None = None     # [height, width] of the training images
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**self.loss)
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Expected lr_schedule to be one of {', '.join(LR_SCHEDULES)}; "
+                             f"received {self.lr_schedule!r}")
+
+
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total_steps``: the book's constant ``lr``, or
+    a cosine decay from ``lr`` to 0 over the run (the default; see ``docs/training.md``)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1 + math.cos(math.pi * step / total_steps))
 
 
 class StopRequested(Exception):
@@ -171,6 +191,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
 
     config, run, weights, state = prepare_run(config, resume)
     config.epochs = config.epochs or DEFAULT_EPOCHS
+    keep_freed_memory()
     backends.load(config.backend)
     adapter, nn = backends.load_train(config.backend), backends.load_nn(config.backend)
     if not adapter.CAN_TRAIN:
@@ -190,7 +211,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         nn.set_weights(net, weights)
         if state.get("seed") != config.seed:
             log(f"warning: the checkpoint was made with seed {state.get('seed')}, the config says {config.seed}")
-    net = adapter.prepare(net, device)
+    net = adapter.prepare(net, device, compile=config.compile)
     optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay)
     loss_config = config.loss_config()
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed)
@@ -209,6 +230,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
                        unit="batch", file=sys.stderr)
             for X, Y in bar:
+                steps = sampler.global_batches()  # per epoch
+                adapter.set_lr(optimizer, learning_rate(config, epoch * steps + batch, config.epochs * steps))
                 try:
                     stats = adapter.train_step(net, optimizer, X, Y, loss_config, device)
                 except FloatingPointError as error:

@@ -250,3 +250,30 @@ def test_same_seed_same_figures_R40(tiny_data, tmp_path):
     keep = ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50")
     assert [{k: r[k] for k in keep} for r in metrics(tmp_path / "a")] == \
         [{k: r[k] for k in keep} for r in metrics(tmp_path / "b")]
+
+
+def test_learning_rate_schedules():
+    cosine = trainer.TrainConfig(lr=0.2)
+    assert cosine.lr_schedule == "cosine"
+    assert trainer.learning_rate(cosine, 0, 100) == pytest.approx(0.2)
+    assert trainer.learning_rate(cosine, 50, 100) == pytest.approx(0.1)
+    assert trainer.learning_rate(cosine, 99, 100) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 0.99)))
+    steps = [trainer.learning_rate(cosine, s, 100) for s in range(100)]
+    assert all(a > b for a, b in zip(steps, steps[1:])) and steps[-1] > 0
+    book = trainer.TrainConfig(lr=0.2, lr_schedule="constant")
+    assert {trainer.learning_rate(book, s, 100) for s in range(100)} == {0.2}
+    with pytest.raises(ValueError, match="lr_schedule to be one of cosine, constant; received 'step'"):
+        trainer.TrainConfig(lr_schedule="step")
+
+
+@pytest.mark.skipif("paddle" not in BACKENDS, reason="paddle not installed")
+def test_compile_is_refused_on_paddle_with_the_reason(tiny_data, tmp_path, capsys):
+    assert run_train(tiny_data, tmp_path / "run", "--compile", backend="paddle") == 2
+    assert "--compile is available with --backend torch only" in capsys.readouterr().err
+
+
+def test_constant_schedule_is_saved_and_the_book_default_documented(tiny_data, tmp_path):
+    assert run_train(tiny_data, tmp_path / "run", "--lr-schedule", "constant") == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["lr_schedule"] == "constant" and config["compile"] is False
+    assert "constant: the book's fixed learning rate" in " ".join(train.parser().format_help().split())

@@ -33,12 +33,17 @@ def make_loader(split, sampler, device):
     return _Loader()
 
 
-def prepare(net, device):
-    """Nothing to move; returns ``net``."""
+def prepare(net, device, compile: bool = False):
+    """Nothing to move or compile; returns ``net``."""
     return net
 
 
 def make_optimizer(net, lr: float, weight_decay: float):
+    """Raises ``ValueError``: the numpy backend cannot train."""
+    raise ValueError(_CANNOT_TRAIN)
+
+
+def set_lr(optimizer, lr: float) -> None:
     """Raises ``ValueError``: the numpy backend cannot train."""
     raise ValueError(_CANNOT_TRAIN)
 

@@ -1,0 +1,212 @@
+"""What ``python -m multissd.bench`` measures, one function per implementation.
+
+Each function runs in a fresh worker process (started by :mod:`multissd.bench.__main__`), so that
+every implementation runs with the process settings it would have on its own: the book's code
+with the interpreter's defaults, multissd with what ``multissd.train`` sets up (glibc keeping freed
+memory, paddle using every core -- see :mod:`multissd.host`). All read the same inputs from an
+``.npz`` written by the parent: ``images`` (B, 3, S, S) float32 in 0..255, ``labels_1`` (B, 1, 5)
+and ``labels_8`` (B, 8, 5) normalised, the model output ``anchors`` (1, A, 4), ``cls_probs``
+(B, 2, A) and ``bbox_preds`` (B, 4A), and ``weights`` (the neutral weights of the model that made
+that output, so inference detects the same boxes everywhere).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+from multissd.nn_contract import BOOK_LOSS
+
+
+def median_time(fn, repeat: int, warmup: int = 1) -> dict:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times -> ``{"median_s", "times_s", "first_s"}``."""
+    first = None
+    for i in range(warmup):
+        start = time.perf_counter()
+        fn()
+        first = time.perf_counter() - start if i == 0 else first
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return dict(median_s=statistics.median(times), times_s=times, first_s=first)
+
+
+def _box_cases(impl, inputs, repeat) -> dict:
+    """``multibox_target`` (1 and 8 objects), ``multibox_detection`` (1 and all images) with ``impl``."""
+    target, detection, to_native = impl
+    anchors = to_native(inputs["anchors"])
+    out = {}
+    for objects in (1, 8):
+        labels = to_native(inputs[f"labels_{objects}"])
+        out[f"target_{objects}"] = median_time(lambda labels=labels: target(anchors, labels), repeat)
+    batch = len(inputs["images"])
+    for images in sorted({1, batch}):
+        probs, preds = to_native(inputs["cls_probs"][:images]), to_native(inputs["bbox_preds"][:images])
+        result = median_time(lambda probs=probs, preds=preds: detection(probs, preds, anchors), repeat)
+        result["per_image_s"] = result["median_s"] / images
+        out[f"detection_{images}"] = result
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training steps
+# ---------------------------------------------------------------------------------------------
+
+def train_book(inputs, repeat):
+    """The book's eager PyTorch step (``book_reference.train_step``), NCHW, interpreter defaults."""
+    import torch
+
+    from multissd import book_reference as book
+    torch.manual_seed(0)
+    net = book.TinySSD(num_classes=1)
+    trainer = torch.optim.SGD(net.parameters(), lr=0.2, weight_decay=5e-4)
+    X, Y = torch.from_numpy(inputs["images"]), torch.from_numpy(inputs["labels_1"])
+    net.train()
+    return median_time(lambda: book.train_step(net, trainer, X, Y, torch.device("cpu")), repeat)
+
+
+def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
+    from multissd import backends
+    from multissd.host import keep_freed_memory
+    if tuned:
+        keep_freed_memory()
+    backends.load(backend)
+    adapter, nn = backends.load_train(backend), backends.load_nn(backend)
+    if tuned:
+        adapter.set_threads(None)
+    device = adapter.resolve_device("cpu")
+    net = adapter.prepare(nn.TinySSD(num_classes=1, seed=0), device, compile=compile)
+    optimizer = adapter.make_optimizer(net, 0.2, 5e-4)
+    X, Y = _native(backend, inputs["images"]), _native(backend, inputs["labels_1"])  # as the loaders yield them
+    return median_time(lambda: adapter.train_step(net, optimizer, X, Y, BOOK_LOSS, device), repeat), net, X, Y
+
+
+def _native(backend, array):
+    """A NumPy array as a CPU tensor of ``backend``."""
+    if backend == "torch":
+        import torch
+        return torch.from_numpy(array)
+    if backend == "paddle":
+        import paddle
+        return paddle.to_tensor(array)
+    return array
+
+
+def train_torch(inputs, repeat):
+    """multissd's torch step as ``multissd.train`` runs it (channels-last, kept memory), with the
+    step's FLOPs counted by ``torch.utils.flop_counter``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from multissd.backends import torch_train
+    result, net, X, Y = _train_multissd("torch", inputs, repeat)
+    optimizer = torch_train.make_optimizer(net, 0.0, 0.0)
+    with FlopCounterMode(display=False) as counter:
+        torch_train.train_step(net, optimizer, X, Y, BOOK_LOSS, torch.device("cpu"))
+    result["flops"] = counter.get_total_flops()
+    return result
+
+
+def train_torch_compile(inputs, repeat):
+    """multissd's torch step with ``--compile`` (first step: the compile time)."""
+    return _train_multissd("torch", inputs, repeat, compile=True)[0]
+
+
+def train_paddle_defaults(inputs, repeat):
+    """multissd's paddle step with paddle's own process defaults (one math thread, glibc's malloc)."""
+    return _train_multissd("paddle", inputs, repeat, tuned=False)[0]
+
+
+def train_paddle(inputs, repeat):
+    """multissd's paddle step as ``multissd.train`` runs it (every core, kept memory)."""
+    return _train_multissd("paddle", inputs, repeat)[0]
+
+
+def matmul_peak(inputs, repeat, n: int = 2048):
+    """The machine's float32 matrix-multiply rate (torch, every core): ``{"flops_per_s"}``."""
+    import torch
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    result = median_time(lambda: torch.mm(a, b), max(repeat, 5), warmup=2)
+    result["flops_per_s"] = 2 * n ** 3 / result["median_s"]
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Box functions and inference
+# ---------------------------------------------------------------------------------------------
+
+def _infer(predict_and_detect, images, repeat):
+    return median_time(lambda: predict_and_detect(images[:1]), repeat)
+
+
+def boxes_book(inputs, repeat):
+    """The book's ``multibox_target``/``multibox_detection`` and its model's inference, eager torch."""
+    import torch
+
+    from multissd import book_reference as book
+    from multissd.backends import torch_nn
+    out = _box_cases((book.multibox_target, book.multibox_detection, torch.from_numpy), inputs, repeat)
+    net = book.TinySSD(num_classes=1)
+    reference = torch_nn.TinySSD(num_classes=1)
+    torch_nn.set_weights(reference, dict(inputs["weights"]))
+    net.load_state_dict(reference.state_dict())
+    net.eval()
+
+    def predict_and_detect(images):
+        with torch.no_grad():
+            anchors, cls_preds, bbox_preds = net(torch.from_numpy(images))
+            probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
+            return book.multibox_detection(probs, bbox_preds, anchors)
+    out["inference"] = _infer(predict_and_detect, inputs["images"], repeat)
+    return out
+
+
+def _boxes_multissd(backend, inputs, repeat):
+    from multissd import backends
+    from multissd.host import keep_freed_memory
+    keep_freed_memory()
+    boxes, nn, adapter = backends.load(backend), backends.load_nn(backend), backends.load_train(backend)
+    adapter.set_threads(None)
+    out = _box_cases((boxes.multibox_target, boxes.multibox_detection, lambda a: _native(backend, a)), inputs,
+                     repeat)
+    device = adapter.resolve_device("cpu")
+    net = nn.TinySSD(num_classes=1)
+    nn.set_weights(net, dict(inputs["weights"]))
+    net = adapter.prepare(net, device)
+
+    def predict_and_detect(images):
+        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+        return adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device)
+    out["inference"] = _infer(predict_and_detect, inputs["images"], repeat)
+    return out
+
+
+def boxes_numpy(inputs, repeat):
+    """multissd's NumPy reference (the book's loops in NumPy)."""
+    return _boxes_multissd("numpy", inputs, repeat)
+
+
+def boxes_torch(inputs, repeat):
+    """multissd's vectorised torch box functions and inference."""
+    return _boxes_multissd("torch", inputs, repeat)
+
+
+def boxes_paddle(inputs, repeat):
+    """multissd's vectorised paddle box functions and inference."""
+    return _boxes_multissd("paddle", inputs, repeat)
+
+
+WORKERS = {
+    "train_book": ("torch", train_book),
+    "train_torch": ("torch", train_torch),
+    "train_torch_compile": ("torch", train_torch_compile),
+    "train_paddle_defaults": ("paddle", train_paddle_defaults),
+    "train_paddle": ("paddle", train_paddle),
+    "matmul_peak": ("torch", matmul_peak),
+    "boxes_book": ("torch", boxes_book),
+    "boxes_numpy": ("numpy", boxes_numpy),
+    "boxes_torch": ("torch", boxes_torch),
+    "boxes_paddle": ("paddle", boxes_paddle),
+}
+"""Worker name -> (the framework it needs, the function)."""

@@ -1,0 +1,59 @@
+"""The benchmark runs and writes its files (on tiny sizes; it is not a timed test), and its table
+computes ratios against the book's code and marks missed goals."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import BACKENDS
+
+from multissd.bench import __main__ as bench
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="the baseline is the book's torch code")
+def test_tiny_bench_writes_its_table_json_and_chart(tmp_path, capsys):
+    only = ["train_book", "train_torch", "matmul_peak", "boxes_book", "boxes_numpy", "boxes_torch"]
+    only += ["train_paddle", "boxes_paddle"] if "paddle" in BACKENDS else []
+    assert bench.main(["--tiny", "--out", str(tmp_path), "--only", *only]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert (tmp_path / "bench.png").stat().st_size > 1000
+    assert report["batch_size"] == 2 and report["image_size"] == 64
+    whats = {row["what"] for row in report["rows"]}
+    assert {"training step", "multibox_target, 8 objects/image", "multibox_detection per image, batch 1",
+            "inference, 1 image (model + detection)"} <= whats
+    impls = {row["implementation"] for row in report["rows"]}
+    assert {"book, torch (baseline)", "multissd torch", "multissd numpy"} <= impls
+    for row in report["rows"]:
+        assert row["seconds"] > 0 and row["ratio"] > 0
+        if row["implementation"].endswith("(baseline)"):
+            assert row["ratio"] == pytest.approx(1.0)
+    assert report["efficiency"]["step_flops"] > 0 and 0 < report["efficiency"]["fraction_of_peak"]
+    assert "training step" in out and "vs book" in out and "GFLOP" in out
+
+
+def test_summary_ratios_and_goals():
+    results = {"train_book": {"median_s": 4.0}, "train_torch": {"median_s": 1.6, "flops": 1e9},
+               "train_paddle": {"median_s": 8.0},
+               "boxes_book": {"target_1": {"median_s": 0.2}, "target_8": {"median_s": 1.0},
+                              "detection_1": {"per_image_s": 2.0}, "inference": {"median_s": 1.0}},
+               "boxes_torch": {"target_1": {"median_s": 0.01}, "target_8": {"median_s": 0.2},
+                               "detection_1": {"per_image_s": 0.05}, "inference": {"median_s": 0.5}}}
+    rows = {(row["what"], row["implementation"]): row for row in bench.summarise(results)}
+    assert rows[("training step", "multissd torch")]["ratio"] == pytest.approx(2.5)
+    assert rows[("training step", "multissd paddle")]["ratio"] == pytest.approx(0.5)
+    assert rows[("multibox_target, 8 objects/image", "multissd torch")]["ratio"] == pytest.approx(5.0)
+    assert rows[("multibox_detection per image, batch 1", "multissd torch")]["ratio"] == pytest.approx(40.0)
+    table = bench.format_table(list(rows.values()))
+    line = lambda what, impl: next(l for l in table.splitlines() if l.startswith(what) and impl in l)
+    assert line("training step", "multissd torch ").rstrip().endswith("ok")
+    assert "MISSED" in line("training step", "multissd paddle ")
+    assert "MISSED" in line("multibox_target, 8", "multissd torch")
+    assert ("training step", "multissd paddle, paddle's defaults") not in rows  # not measured: no row
+
+
+def test_worker_that_fails_is_reported_not_fatal(tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(bench, "WORKERS", {"boom": ("numpy", None)})
+    assert bench.run_worker("boom", str(tmp_path / "missing.npz"), 1, log=logged.append) is None
+    assert "boom: failed" in logged[0]
