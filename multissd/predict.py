@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto", help="device (default auto)")
     p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
     args = p.parse_args(argv)
+    from multissd.host import keep_freed_memory
+    keep_freed_memory()
     try:
         results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
                                               args.nms_threshold, args.device)

@@ -1,6 +1,6 @@
 """``python -m multissd.train``: train the book's TinySSD on the banana dataset.
 
-    python -m multissd.train --backend torch            # about 12 minutes on a 2-core CPU
+    python -m multissd.train --backend torch            # about 13 minutes on a 2-core CPU
     python -m multissd.train --backend paddle --epochs 20 --out runs/paddle20
     python -m multissd.train --resume runs/tinyssd      # continue an interrupted run
 
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
                    help="framework to train with (default: $MULTISSD_BACKEND, else the first installed of torch, "
                         "paddle); numpy cannot train")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"passes over the training set (default {DEFAULT_EPOCHS}: about 12 minutes on a 2-core CPU "
+                   help=f"passes over the training set (default {DEFAULT_EPOCHS}: about 13 minutes on a 2-core CPU "
                         f"with torch; the book's full run is 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default 0.2, the book's)")

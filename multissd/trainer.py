@@ -31,7 +31,7 @@ from multissd.weights import read_file, save_weights, write_file
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "multissd.checkpoint/1"
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 12
 METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
                   "examples_per_s", "epoch_seconds")
 

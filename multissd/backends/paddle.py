@@ -146,13 +146,16 @@ def box_iou(boxes1, boxes2):
 
 
 def _pairwise_iou(boxes1, boxes2):
-    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0."""
-    areas1, areas2 = _area(boxes1), _area(boxes2)                                          # (..., N), (..., M)
-    inter_upperlefts = paddle.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])   # (..., N, M, 2)
-    inter_lowerrights = paddle.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
-    inters = (inter_lowerrights - inter_upperlefts).clip(min=0)                           # (..., N, M, 2)
-    inter_areas = inters[..., 0] * inters[..., 1]                                         # (..., N, M)
-    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas               # (..., N, M)
+    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
+
+    Each coordinate is compared on its own, so every intermediate is contiguous along M (a
+    vectorised inner loop over the anchors when M is the anchors)."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
+    b1, b2 = boxes1[..., :, None, :], boxes2[..., None, :, :]                          # (..., N, 1, 4), (..., 1, M, 4)
+    widths = (paddle.minimum(b1[..., 2], b2[..., 2]) - paddle.maximum(b1[..., 0], b2[..., 0])).clip(min=0)  # (..., N, M)
+    heights = (paddle.minimum(b1[..., 3], b2[..., 3]) - paddle.maximum(b1[..., 1], b2[..., 1])).clip(min=0)  # (..., N, M)
+    inter_areas = widths * heights                                                    # (..., N, M)
+    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas           # (..., N, M)
     nonempty = union_areas > 0
     return paddle.where(nonempty, inter_areas / paddle.where(nonempty, union_areas, 1.0), 0.0)
 
@@ -164,13 +167,14 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
     checks.box_values(ground_truth, "ground_truth")
     checks.box_values(anchors, "anchors")
     iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
-    jaccard = _pairwise_iou(anchors, ground_truth.astype(anchors.dtype))[None]   # (1, A, G)
-    is_object = paddle.ones([1, jaccard.shape[2]], dtype="bool")                 # (1, G)
+    jaccard = _pairwise_iou(ground_truth.astype(anchors.dtype), anchors)[None]       # (1, G, A)
+    is_object = paddle.ones([1, jaccard.shape[1]], dtype="bool")                 # (1, G)
     return _assign(jaccard, is_object, iou_threshold)[0]
 
 
 def _assign(jaccard, is_object, iou_threshold):
-    """The book's matching for a batch of IoU matrices ``(B, A, G)`` -> int64 ``(B, A)``.
+    """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
+    contiguous axis) -> int64 ``(B, A)``.
 
     ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
     greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
@@ -178,13 +182,13 @@ def _assign(jaccard, is_object, iou_threshold):
     row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
     the greedy loop would pick, since greedy takes such a pair before anything that could block it.
     """
-    batch_size, num_anchors, num_gt = (int(d) for d in jaccard.shape)
+    batch_size, num_gt, num_anchors = (int(d) for d in jaccard.shape)
     anchors_bbox_map = paddle.full([batch_size, num_anchors], UNMATCHED, dtype="int64")
     if num_anchors == 0 or num_gt == 0:
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
-    live = paddle.where(is_object[:, None, :], jaccard, _DISCARDED)              # (B, A, G)
-    max_ious, indices = live.amax(axis=2), live.argmax(axis=2)                  # (B, A)
+    live = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)              # (B, G, A)
+    max_ious, indices = live.amax(axis=1), live.argmax(axis=1)                  # (B, A)
     anchors_bbox_map = paddle.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
     # Then greedy one-to-one matching, in rounds.
     anchor_ids = paddle.arange(num_anchors, dtype="int64")[None]                 # (1, A)
@@ -194,9 +198,9 @@ def _assign(jaccard, is_object, iou_threshold):
     for _ in range(min(num_anchors, num_gt)):
         if not bool((box_free & anchor_free.any(axis=1, keepdim=True)).any()):
             break
-        work = paddle.where(anchor_free[:, :, None] & box_free[:, None, :], jaccard, _DISCARDED)  # (B, A, G)
-        best_anchor = work.argmax(axis=1)                                         # (B, G)
-        best_box = work.argmax(axis=2)                                            # (B, A)
+        work = paddle.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
+        best_anchor = work.argmax(axis=2)                                         # (B, G)
+        best_box = work.argmax(axis=1)                                            # (B, A)
         # box g is matched now when the best box of its best anchor is g itself
         dominant = box_free & (paddle.take_along_axis(best_box, best_anchor, axis=1) == box_ids)  # (B, G)
         # (paddle's take_along_axis has no bool kernel: gather the mask as uint8)
@@ -234,7 +238,7 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
         labels = paddle.full([batch_size, 1, 5], -1.0, dtype=dtype)
     is_object = labels[:, :, 0] >= 0                                             # (B, G)
-    jaccard = _pairwise_iou(anchors, labels[:, :, 1:])                           # (B, A, G)
+    jaccard = _pairwise_iou(labels[:, :, 1:], anchors)                           # (B, G, A)
     anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.astype(dtype)[:, :, None].expand([batch_size, num_anchors, 4])  # (B, A, 4)

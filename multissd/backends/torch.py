@@ -146,13 +146,16 @@ def box_iou(boxes1, boxes2):
 
 
 def _pairwise_iou(boxes1, boxes2):
-    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0."""
-    areas1, areas2 = _area(boxes1), _area(boxes2)                                         # (..., N), (..., M)
-    inter_upperlefts = torch.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])   # (..., N, M, 2)
-    inter_lowerrights = torch.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
-    inters = (inter_lowerrights - inter_upperlefts).clamp(min=0)                         # (..., N, M, 2)
-    inter_areas = inters[..., 0] * inters[..., 1]                                        # (..., N, M)
-    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas              # (..., N, M)
+    """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
+
+    Each coordinate is compared on its own, so every intermediate is contiguous along M (a
+    vectorised inner loop over the anchors when M is the anchors)."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
+    b1, b2 = boxes1[..., :, None, :], boxes2[..., None, :, :]                          # (..., N, 1, 4), (..., 1, M, 4)
+    widths = (torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])).clamp(min=0)  # (..., N, M)
+    heights = (torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])).clamp(min=0)  # (..., N, M)
+    inter_areas = widths * heights                                                    # (..., N, M)
+    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas           # (..., N, M)
     nonempty = union_areas > 0
     return torch.where(nonempty, inter_areas / torch.where(nonempty, union_areas, 1.0), 0.0)
 
@@ -164,13 +167,14 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
     checks.box_values(ground_truth, "ground_truth")
     checks.box_values(anchors, "anchors")
     iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
-    jaccard = _pairwise_iou(anchors, ground_truth.to(anchors.dtype))[None]       # (1, A, G)
-    is_object = torch.ones(jaccard.shape[::2], dtype=torch.bool, device=anchors.device)  # (1, G)
+    jaccard = _pairwise_iou(ground_truth.to(anchors.dtype), anchors)[None]       # (1, G, A)
+    is_object = torch.ones(jaccard.shape[:2], dtype=torch.bool, device=anchors.device)  # (1, G)
     return _assign(jaccard, is_object, iou_threshold)[0]
 
 
 def _assign(jaccard, is_object, iou_threshold):
-    """The book's matching for a batch of IoU matrices ``(B, A, G)`` -> int64 ``(B, A)``.
+    """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
+    contiguous axis) -> int64 ``(B, A)``.
 
     ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
     greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
@@ -178,14 +182,14 @@ def _assign(jaccard, is_object, iou_threshold):
     row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
     the greedy loop would pick, since greedy takes such a pair before anything that could block it.
     """
-    batch_size, num_anchors, num_gt = jaccard.shape
+    batch_size, num_gt, num_anchors = jaccard.shape
     device = jaccard.device
     anchors_bbox_map = torch.full((batch_size, num_anchors), UNMATCHED, dtype=torch.long, device=device)
     if num_anchors == 0 or num_gt == 0:
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
-    live = torch.where(is_object[:, None, :], jaccard, _DISCARDED)               # (B, A, G)
-    max_ious, indices = live.amax(dim=2), live.argmax(dim=2)                     # (B, A)
+    live = torch.where(is_object[:, :, None], jaccard, _DISCARDED)               # (B, G, A)
+    max_ious, indices = live.amax(dim=1), live.argmax(dim=1)                     # (B, A)
     anchors_bbox_map = torch.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
     # Then greedy one-to-one matching, in rounds.
     anchor_ids = torch.arange(num_anchors, device=device)[None]                 # (1, A)
@@ -195,9 +199,9 @@ def _assign(jaccard, is_object, iou_threshold):
     for _ in range(min(num_anchors, num_gt)):
         if not (box_free & anchor_free.any(dim=1, keepdim=True)).any():
             break
-        work = torch.where(anchor_free[:, :, None] & box_free[:, None, :], jaccard, _DISCARDED)  # (B, A, G)
-        best_anchor = work.argmax(dim=1)                                          # (B, G)
-        best_box = work.argmax(dim=2)                                             # (B, A)
+        work = torch.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
+        best_anchor = work.argmax(dim=2)                                          # (B, G)
+        best_box = work.argmax(dim=1)                                             # (B, A)
         # box g is matched now when the best box of its best anchor is g itself
         dominant = box_free & (torch.gather(best_box, 1, best_anchor) == box_ids)  # (B, G)
         taken = (anchor_free & torch.gather(dominant, 1, best_box)
@@ -234,7 +238,7 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
         labels = torch.full((batch_size, 1, 5), -1.0, dtype=dtype, device=labels.device)
     is_object = labels[:, :, 0] >= 0                                             # (B, G)
-    jaccard = _pairwise_iou(anchors, labels[:, :, 1:])                           # (B, A, G)
+    jaccard = _pairwise_iou(labels[:, :, 1:], anchors)                           # (B, G, A)
     anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.to(dtype)[:, :, None].expand(-1, -1, 4)                  # (B, A, 4)
