@@ -32,6 +32,11 @@ from multissd.weights import read_file, save_weights, write_file
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "multissd.checkpoint/1"
 DEFAULT_EPOCHS = 12
+DEFAULT_BOX_WEIGHT = 30.0
+"""The box loss weight ``multissd.train`` uses unless told (the book's is 1): the book's L1 term is a
+mean over all 4A offsets, of which a few dozen belong to matched anchors, so its gradient is tiny
+and a 12-epoch run learned no box regression (top detections no better than their anchors: 73%
+at IoU >= 0.5). Weighted 30, the same run reaches 94-95% (4 epochs: 1 -> 60%, 10 -> 68%, 30 -> 78%)."""
 METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
                   "examples_per_s", "epoch_seconds")
 
@@ -51,7 +56,7 @@ class TrainConfig:
     data: str | None = None
     data_dir: str | None = None
     out: str = "runs/tinyssd"
-    loss: dict = field(default_factory=lambda: asdict(LossConfig()))
+    loss: dict = field(default_factory=lambda: asdict(LossConfig(box_weight=DEFAULT_BOX_WEIGHT)))
     threads: int | None = None
     compile: bool = False
     spec: dict | None = None           # filled in from the data (number of classes)

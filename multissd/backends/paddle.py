@@ -188,10 +188,9 @@ def _assign(jaccard, is_object, iou_threshold):
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
     live = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)              # (B, G, A)
-    max_ious, indices = live.amax(axis=1), live.argmax(axis=1)                  # (B, A)
+    max_ious, indices = live.amax(axis=1), live.argmax(axis=1)                  # (B, A); ties: lower box
     anchors_bbox_map = paddle.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
     # Then greedy one-to-one matching, in rounds.
-    anchor_ids = paddle.arange(num_anchors, dtype="int64")[None]                 # (1, A)
     box_ids = paddle.arange(num_gt, dtype="int64")[None]                         # (1, G)
     anchor_free = paddle.ones([batch_size, num_anchors], dtype="bool")
     box_free = is_object.clone()
@@ -200,13 +199,19 @@ def _assign(jaccard, is_object, iou_threshold):
             break
         work = paddle.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
         best_anchor = work.argmax(axis=2)                                         # (B, G)
-        best_box = work.argmax(axis=1)                                            # (B, A)
+        # column g: every box's IoU with box g's best anchor -> the best box of that anchor
+        at_best = paddle.take_along_axis(work, best_anchor[:, None, :].expand([batch_size, num_gt, num_gt]),
+                                         axis=2)                                  # (B, G, G)
         # box g is matched now when the best box of its best anchor is g itself
-        dominant = box_free & (paddle.take_along_axis(best_box, best_anchor, axis=1) == box_ids)  # (B, G)
         # (paddle's take_along_axis has no bool kernel: gather the mask as uint8)
-        taken = (anchor_free & paddle.take_along_axis(dominant.astype("uint8"), best_box, axis=1).astype("bool")
-                 & (paddle.take_along_axis(best_anchor, best_box, axis=1) == anchor_ids))  # (B, A)
-        anchors_bbox_map = paddle.where(taken, best_box, anchors_bbox_map)
+        dominant = (box_free & (at_best.argmax(axis=1) == box_ids)
+                    & paddle.take_along_axis(anchor_free.astype("uint8"), best_anchor, axis=1).astype("bool"))  # (B, G)
+        # write each dominant box's id at its anchor (the others at a spare column A, dropped)
+        slot = paddle.where(dominant, best_anchor, paddle.full_like(best_anchor, num_anchors))  # (B, G)
+        assigned = paddle.put_along_axis(paddle.full([batch_size, num_anchors + 1], UNMATCHED, dtype="int64"), slot,
+                                         box_ids.expand([batch_size, num_gt]), axis=1)[:, :num_anchors]  # (B, A)
+        taken = assigned >= 0                                                     # (B, A)
+        anchors_bbox_map = paddle.where(taken, assigned, anchors_bbox_map)
         anchor_free = anchor_free & ~taken
         box_free = box_free & ~dominant
     return anchors_bbox_map

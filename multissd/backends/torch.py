@@ -189,10 +189,9 @@ def _assign(jaccard, is_object, iou_threshold):
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
     live = torch.where(is_object[:, :, None], jaccard, _DISCARDED)               # (B, G, A)
-    max_ious, indices = live.amax(dim=1), live.argmax(dim=1)                     # (B, A)
+    max_ious, indices = live.max(dim=1)                                          # (B, A); ties: lower box
     anchors_bbox_map = torch.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
     # Then greedy one-to-one matching, in rounds.
-    anchor_ids = torch.arange(num_anchors, device=device)[None]                 # (1, A)
     box_ids = torch.arange(num_gt, device=device)[None]                          # (1, G)
     anchor_free = torch.ones((batch_size, num_anchors), dtype=torch.bool, device=device)
     box_free = is_object.clone()
@@ -201,12 +200,17 @@ def _assign(jaccard, is_object, iou_threshold):
             break
         work = torch.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
         best_anchor = work.argmax(dim=2)                                          # (B, G)
-        best_box = work.argmax(dim=1)                                             # (B, A)
+        # column g: every box's IoU with box g's best anchor -> the best box of that anchor
+        at_best = torch.gather(work, 2, best_anchor[:, None, :].expand(-1, num_gt, -1))  # (B, G, G)
         # box g is matched now when the best box of its best anchor is g itself
-        dominant = box_free & (torch.gather(best_box, 1, best_anchor) == box_ids)  # (B, G)
-        taken = (anchor_free & torch.gather(dominant, 1, best_box)
-                 & (torch.gather(best_anchor, 1, best_box) == anchor_ids))       # (B, A)
-        anchors_bbox_map = torch.where(taken, best_box, anchors_bbox_map)
+        dominant = (box_free & (at_best.argmax(dim=1) == box_ids)
+                    & torch.gather(anchor_free, 1, best_anchor))                  # (B, G)
+        # write each dominant box's id at its anchor (the others at a spare column A, dropped)
+        slot = torch.where(dominant, best_anchor, num_anchors)                    # (B, G)
+        assigned = torch.full((batch_size, num_anchors + 1), UNMATCHED, dtype=torch.long, device=device)
+        assigned = assigned.scatter_(1, slot, box_ids.expand(batch_size, -1))[:, :num_anchors]  # (B, A)
+        taken = assigned >= 0                                                     # (B, A)
+        anchors_bbox_map = torch.where(taken, assigned, anchors_bbox_map)
         anchor_free &= ~taken
         box_free &= ~dominant
     return anchors_bbox_map
