@@ -7,8 +7,8 @@
 Defaults are the book's hyper-parameters (batch 32, SGD with lr 0.2 and weight decay 5e-4, cross-
 entropy and L1 losses) but for two changes that make a 13-minute run a working detector: the
 learning rate decays along a cosine (--lr-schedule constant for the book's) and the box loss
-weighs 30 (--box-weight 1 for the book's). The run folder gets weights.safetensors, config.json, metrics.csv,
-curves.png, predictions.png and checkpoint.safetensors.
+weighs 30 (--box-weight 1 for the book's). The run folder gets weights.safetensors, config.json,
+metrics.csv, curves.png, predictions.png and checkpoint.safetensors.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from multissd.nn_contract import LossConfig
 from multissd.trainer import (
     DEFAULT_BOX_WEIGHT,
     DEFAULT_EPOCHS,
+    LR_SCHEDULES,
     NonFiniteLoss,
     StopRequested,
     TrainConfig,
@@ -39,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
                         f"with torch; the book's full run is 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default 0.2, the book's)")
-    p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine",
                    help="cosine: decay the learning rate from --lr to 0 over the run (default); constant: the "
                         "book's fixed learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default 5e-4, the book's)")
@@ -66,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--box-weight", type=float, default=DEFAULT_BOX_WEIGHT,
                    help=f"weight of the box loss (default {DEFAULT_BOX_WEIGHT:g}; the book's is 1, which leaves box "
                         f"regression untrained in a short run: see docs/training.md)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the framework (default: its own)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the framework (default: one per core)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch only: torch.compile the model (default off: no faster on a 2-core CPU, and the first "
                         "step compiles for 10-70 s; see docs/performance.md)")
@@ -89,8 +90,8 @@ def main(argv=None) -> int:
         backend = args.backend or get_backend()
         backends.load(backend)
         config = TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, seed=args.seed, device=args.device, data=args.data,
-                             data_dir=args.data_dir, out=args.resume or args.out, loss=asdict(loss),
+                             lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, seed=args.seed,
+                             device=args.device, data=args.data, data_dir=args.data_dir, out=args.resume or args.out, loss=asdict(loss),
                              threads=args.threads, compile=args.compile)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:

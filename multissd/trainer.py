@@ -37,6 +37,7 @@ DEFAULT_BOX_WEIGHT = 30.0
 mean over all 4A offsets, of which a few dozen belong to matched anchors, so its gradient is tiny
 and a 12-epoch run learned no box regression (top detections no better than their anchors: 73%
 at IoU >= 0.5). Weighted 30, the same run reaches 94-95% (4 epochs: 1 -> 60%, 10 -> 68%, 30 -> 78%)."""
+LR_SCHEDULES = ("cosine", "constant")
 METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
                   "examples_per_s", "epoch_seconds")
 
@@ -70,9 +71,6 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"Expected lr_schedule to be one of {', '.join(LR_SCHEDULES)}; "
                              f"received {self.lr_schedule!r}")
-
-
-LR_SCHEDULES = ("cosine", "constant")
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -180,7 +178,9 @@ def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, d
         if saved is None:
             raise ValueError(f"Cannot resume: {run / 'config.json'} not found")
         weights, state = load_checkpoint(run)
-        # --epochs given with --resume sets the total number of epochs; otherwise the saved one stands
+        # --epochs given with --resume sets the total number of epochs; otherwise the saved one stands.
+        # A config written before the schedule existed was trained at the book's constant rate.
+        saved.setdefault("lr_schedule", "constant")
         resumed = TrainConfig(**{**saved, "epochs": config.epochs or saved["epochs"], "out": str(run)})
         return resumed, run, weights, state
     if run.exists() and any(run.iterdir()):
@@ -220,6 +220,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay)
     loss_config = config.loss_config()
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed)
+    steps_per_epoch = sampler.global_batches()
     loader = adapter.make_loader(train_split, sampler, device)
 
     state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)
@@ -235,8 +236,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
                        unit="batch", file=sys.stderr)
             for X, Y in bar:
-                steps = sampler.global_batches()  # per epoch
-                adapter.set_lr(optimizer, learning_rate(config, epoch * steps + batch, config.epochs * steps))
+                adapter.set_lr(optimizer, learning_rate(config, epoch * steps_per_epoch + batch,
+                                                        config.epochs * steps_per_epoch))
                 try:
                     stats = adapter.train_step(net, optimizer, X, Y, loss_config, device)
                 except FloatingPointError as error:

@@ -279,3 +279,12 @@ def test_constant_schedule_is_saved_and_the_book_default_documented(tiny_data, t
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["lr_schedule"] == "constant" and config["compile"] is False
     assert "constant: the book's fixed learning rate" in " ".join(train.parser().format_help().split())
+
+
+def test_resuming_a_run_from_before_the_schedule_keeps_the_constant_rate(tiny_data, tmp_path):
+    assert run_train(tiny_data, tmp_path / "run", "--lr-schedule", "constant") == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["lr_schedule"]  # as written before the option existed
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    assert train.main(["--resume", str(tmp_path / "run"), "--epochs", "2", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "constant"

@@ -11,6 +11,7 @@ import paddle
 
 from multissd.backends import paddle as boxes
 from multissd.backends import paddle_nn as nn
+from multissd.host import cpu_count
 
 CAN_TRAIN = True
 
@@ -106,5 +107,4 @@ def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
 def set_threads(threads: int | None) -> None:
     """CPU threads of paddle's math libraries (``None``: one per core). Paddle itself starts with
     one thread; two threads made the 2-core step 1.45x faster (12.0 s -> 8.2 s)."""
-    from multissd.host import cpu_count
     paddle.base.core.set_num_threads(threads or cpu_count())
