@@ -6,7 +6,10 @@
 Each image is resized to the model's input size, run through the model, and decoded with
 ``multibox_detection`` (NMS). One JSON line per detection is printed -- image, class, score, box in
 pixels of the original image -- and the image is saved with its boxes drawn, like the book's
-``display``. Weights trained on one backend predict on any other, NumPy included.
+``display``. Detections scoring at least ``--threshold`` (the book's 0.9) are reported; so is each
+image's best detection when it scores lower (``--min-detections``, default 1), marked
+``"below_threshold": true`` and drawn yellow, so that a model less sure than the book's still shows
+what it found. Weights trained on one backend predict on any other, NumPy included.
 """
 from __future__ import annotations
 
@@ -44,10 +47,21 @@ def read_image(path: Path) -> Image.Image:
         raise ValueError(f"Cannot read image {path}: {error}") from None
 
 
-def predict_images(paths, weights, backend=None, threshold: float = 0.9, nms_threshold: float = 0.5,
-                   device: str = "auto"):
-    """Detections per image: a list of ``(path, original PIL image, rows)``, rows
-    ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original image with ``score >= threshold``."""
+DEFAULT_THRESHOLD = 0.9  # the book's display threshold
+DEFAULT_MIN_DETECTIONS = 1
+
+
+def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float = 0.5,
+                   device: str = "auto", min_detections: int = 0):
+    """Detections per image, best first.
+
+    Returns ``(results, class_names)``; ``results`` holds one ``(path, original PIL image, rows)`` per
+    image, ``rows`` float32 ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original
+    image, sorted by score (descending). A row is kept when ``score >= threshold``, or when it is one of
+    the image's ``min_detections`` best (so ``min_detections=1`` always shows the model's best guess).
+    """
+    if isinstance(min_detections, bool) or not isinstance(min_detections, (int, np.integer)) or min_detections < 0:
+        raise ValueError(f"min_detections must be an integer >= 0, got {min_detections!r}")
     from multissd.config import get_backend
     backend = backend or get_backend()
     weights = Path(weights)
@@ -61,22 +75,29 @@ def predict_images(paths, weights, backend=None, threshold: float = 0.9, nms_thr
         pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
         anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
         rows = adapter.detect(anchors, cls_probs, bbox_preds, nms_threshold, device)[0]
-        rows = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= threshold)]
+        rows = rows[rows[:, 0] >= 0]  # (N, 6) without the background rows
+        rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+        keep = rows[:, 1] >= threshold
+        keep[:min_detections] = True
+        rows = rows[keep]
         rows[:, 2:] *= np.array([image.width, image.height, image.width, image.height], np.float32)
         results.append((path, image, rows))
     return results, class_names
 
 
-def draw(image: Image.Image, rows, class_names, path: Path) -> Path:
-    """Save ``image`` with its detections drawn (white boxes with class and score), like the book's display."""
+def draw(image: Image.Image, rows, class_names, path: Path, threshold: float = DEFAULT_THRESHOLD) -> Path:
+    """Save ``image`` with its detections drawn, like the book's display: white boxes with class and
+    score; detections shown although they score below ``threshold`` are yellow."""
     from multissd.plots import _pyplot, draw_boxes
     plt = _pyplot()
     fig = plt.figure(figsize=(image.width / 100, image.height / 100), dpi=100)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.imshow(image)
     ax.axis("off")
-    labels = [f"{_name(class_names, int(r[0]))} {r[1]:.2f}" for r in rows]
-    draw_boxes(ax, rows[:, 2:], labels, color="w")
+    for low, color in ((False, "w"), (True, "yellow")):
+        chosen = rows[(rows[:, 1] < threshold) == low]
+        labels = [f"{_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
+        draw_boxes(ax, chosen[:, 2:], labels, color=color)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -95,7 +116,12 @@ def main(argv=None) -> int:
     p.add_argument("--weights", required=True, help="a weights file written by multissd (weights.safetensors)")
     p.add_argument("--backend", choices=["numpy", "torch", "paddle"], default=None,
                    help="framework to run the model with (default: the active backend)")
-    p.add_argument("--threshold", type=float, default=0.9, help="lowest score to report (default 0.9, the book's)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="lowest score to report (default 0.9, the book's)")
+    p.add_argument("--min-detections", type=int, default=DEFAULT_MIN_DETECTIONS, metavar="N",
+                   help="report each image's N best detections even when they score below --threshold, marked "
+                        '"below_threshold" and drawn yellow (default 1: every image shows the model\'s best guess; '
+                        "0 applies the threshold strictly, as the book)")
     p.add_argument("--nms-threshold", type=float, default=0.5, help="IoU above which NMS suppresses (default 0.5)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto", help="device (default auto)")
     p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
@@ -104,7 +130,7 @@ def main(argv=None) -> int:
     keep_freed_memory()
     try:
         results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
-                                              args.nms_threshold, args.device)
+                                              args.nms_threshold, args.device, args.min_detections)
     except (ValueError, TypeError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -114,8 +140,9 @@ def main(argv=None) -> int:
         for row in rows:
             print(json.dumps({"image": str(path), "class": _name(class_names, int(row[0])), "class_id": int(row[0]),
                               "score": round(float(row[1]), 4),
-                              "box": [round(float(v), 1) for v in row[2:]]}))
-        saved = draw(image, rows, class_names, out / f"{path.stem}_detections.png")
+                              "box": [round(float(v), 1) for v in row[2:]],
+                              "below_threshold": bool(row[1] < args.threshold)}))
+        saved = draw(image, rows, class_names, out / f"{path.stem}_detections.png", args.threshold)
         print(f"saved {saved}", file=sys.stderr)
     return 0
 
