@@ -175,7 +175,7 @@ def test_predict_on_any_backend_gives_the_same_detections(trained_run, tiny_data
 def test_predict_errors(trained_run, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    assert predict.main([str(bad), "--weights", str(trained_run / "weights.safetensors")]) == 2
+    assert predict.main([str(bad), "--weights", str(trained_run / "weights.safetensors"), "--out", str(tmp_path)]) == 2
     assert f"Cannot read image {bad}" in capsys.readouterr().err
     from multissd import backends, save_weights
     other = tmp_path / "other.safetensors"
@@ -185,11 +185,11 @@ def test_predict_errors(trained_run, tmp_path, capsys):
     Image.new("RGB", (80, 60)).save(good)
     from multissd.weights import read_weights
     arrays, _ = read_weights(other)
-    assert predict.main([good, "--weights", str(other)]) == 0  # a 3-class model file is a valid model
+    assert predict.main([good, "--weights", str(other), "--out", str(tmp_path)]) == 0  # a 3-class model is valid
     from safetensors.numpy import save_file
     arrays["cls_0.weight"] = arrays["cls_0.weight"][:5]
     save_file(arrays, str(tmp_path / "broken.safetensors"), metadata={"spec": backends.load_nn("numpy").TinySSD(3).spec.to_json()})
-    assert predict.main([good, "--weights", str(tmp_path / "broken.safetensors")]) == 2
+    assert predict.main([good, "--weights", str(tmp_path / "broken.safetensors"), "--out", str(tmp_path)]) == 2
     assert "Parameter 'cls_0.weight'" in capsys.readouterr().err
 
 
