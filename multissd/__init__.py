@@ -8,9 +8,10 @@ from multissd.backends import BackendNotAvailableError, available_backends
 from multissd.config import get_backend, use_backend
 from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX_FORMATS,
                                NOT_DETECTED, PADDING, UNMATCHED, OffsetCoding, asarray,
-                               assign_anchor_to_bbox, box_area, box_center_to_corner, box_convert,
-                               box_corner_to_center, box_iou, multibox_detection, multibox_prior,
-                               multibox_target, nms, offset_boxes, offset_inverse, to_numpy)
+                               assign_anchor_to_bbox, batched_nms, box_area, box_center_to_corner,
+                               box_convert, box_corner_to_center, box_iou, multibox_detection,
+                               multibox_detection_per_class, multibox_prior, multibox_target, nms,
+                               offset_boxes, offset_inverse, to_numpy)
 from multissd.model_spec import TinySSDSpec, init_weights
 from multissd.nn_contract import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor,
                                   binary_focal_loss, blk_forward, calc_loss, cls_eval, cls_predictor,
@@ -26,7 +27,7 @@ __all__ = [
     "asarray", "to_numpy",
     "box_corner_to_center", "box_center_to_corner", "box_convert", "box_area", "multibox_prior",
     "box_iou", "assign_anchor_to_bbox", "offset_boxes", "multibox_target", "offset_inverse", "nms",
-    "multibox_detection",
+    "multibox_detection", "batched_nms", "multibox_detection_per_class",
     "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOX_FORMATS",
     "BACKGROUND", "UNMATCHED", "PADDING", "NOT_DETECTED",
     "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",

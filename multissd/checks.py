@@ -14,7 +14,8 @@ from multissd.backends import to_host
 
 __all__ = [
     "shape_of", "box_shape", "box_values", "labels", "anchors", "positive_size_boxes",
-    "threshold", "box_format", "prior_args", "nms_inputs", "detection_inputs", "loss_inputs",
+    "threshold", "box_format", "prior_args", "nms_inputs", "batched_nms_inputs", "count",
+    "detection_inputs", "loss_inputs",
 ]
 
 
@@ -164,6 +165,28 @@ def nms_inputs(boxes, scores, iou_threshold) -> float:
         i = int(np.argmin(np.isfinite(host)))
         raise ValueError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
     return threshold(iou_threshold, "iou_threshold")
+
+
+def batched_nms_inputs(boxes, scores, idxs, iou_threshold) -> float:
+    """Check ``batched_nms``'s arguments; returns the threshold."""
+    iou_threshold = nms_inputs(boxes, scores, iou_threshold)
+    n = shape_of(boxes, "boxes")[0]
+    ishape = shape_of(idxs, "idxs")
+    if ishape != (n,):
+        raise ValueError(f"Expected idxs of shape [N] = [{n}], one class per box; received shape {list(ishape)}")
+    host = to_host(idxs)
+    if not np.issubdtype(host.dtype, np.integer):
+        raise TypeError(f"Expected idxs to hold integer classes; received dtype {host.dtype}")
+    return iou_threshold
+
+
+def count(value, name: str) -> int:
+    """Check a count (an int >= 1); returns it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Expected {name} to be an int >= 1; received {value!r}")
+    if value < 1:
+        raise ValueError(f"Expected {name} >= 1; received {name}={value!r}")
+    return int(value)
 
 
 def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:

@@ -348,10 +348,57 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     """
 
 
+@_dispatch
+def batched_nms(boxes, scores, idxs, iou_threshold):
+    """Per-class non-maximum suppression (torchvision's ``batched_nms``): :func:`nms` within each
+    class, boxes of different classes never suppress each other.
+
+    Args:
+        boxes: float tensor ``(N, 4)``, corner boxes.
+        scores: float tensor ``(N,)``, finite.
+        idxs: integer tensor ``(N,)``, the class (or any group) of each box.
+        iou_threshold: float in ``[0, 1]``.
+
+    Returns:
+        int64 tensor ``(n_kept,)``: indices of kept boxes by decreasing score (equal scores: lower
+        index first), over all classes.
+    """
+
+
+@_dispatch
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
+                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
+    """Detections as the detection libraries post-process SSD (torchvision's ``SSD`` defaults),
+    beside the book's class-agnostic :func:`multibox_detection`.
+
+    Per image: boxes decoded and clipped to the image (``[0, 1]``); for each object class, the anchors
+    scoring ``> score_threshold``, at most ``topk_candidates`` of them by decreasing score; per-class
+    NMS (:func:`batched_nms`) at ``nms_threshold``; the ``detections_per_image`` best kept.
+
+    Args:
+        cls_probs: float tensor ``(B, C, A)`` of class probabilities, class 0 background.
+        offset_preds: float tensor ``(B, 4*A)``.
+        anchors: float tensor ``(1, A, 4)`` or ``(A, 4)``.
+        score_threshold: float in ``[0, 1]``; a detection scores strictly more.
+        nms_threshold: float in ``[0, 1]``, IoU above which NMS suppresses within a class.
+        topk_candidates: int >= 1, candidates per class before NMS.
+        detections_per_image: int >= 1, the most detections returned per image.
+        coding: :class:`OffsetCoding`.
+
+    Returns:
+        list of ``B`` dicts, one per image, with tensors ``boxes`` ``(N, 4)`` float (corner, normalised,
+        clipped), ``scores`` ``(N,)`` float and ``labels`` ``(N,)`` int64 (0-based object class, as
+        :func:`multibox_detection`'s ``class_id``), by decreasing score -- the per-image input that
+        :func:`multissd.metrics.mean_average_precision` takes (after ``to_numpy``). Candidates are
+        ordered class by class, then by decreasing score and increasing anchor; equal scores keep
+        that order throughout.
+    """
+
+
 # The contract, in order. Every backend module defines exactly these functions, in this order.
 CONTRACT = (
     "asarray", "to_numpy",
     "box_corner_to_center", "box_center_to_corner", "box_convert", "box_area",
     "multibox_prior", "box_iou", "assign_anchor_to_bbox", "offset_boxes", "multibox_target",
-    "offset_inverse", "nms", "multibox_detection",
+    "offset_inverse", "nms", "multibox_detection", "batched_nms", "multibox_detection_per_class",
 )

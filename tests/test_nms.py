@@ -211,3 +211,111 @@ def test_detection_bad_shapes(backend, ref):
     bad[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match=r"cls_probs contains a non-finite value at index \[1, 2, 3\]"):
         backend.multibox_detection(backend.asarray(bad), o, a)
+
+
+# ---- per-class post-processing (torchvision's SSD) -------------------------------------------------
+
+def run_batched(backend, boxes, scores, idxs, thr):
+    return host(backend, backend.batched_nms(backend.asarray(boxes), backend.asarray(scores),
+                                             backend.asarray(idxs), thr))
+
+
+def per_class_loop(ref, boxes, scores, idxs, thr):
+    """batched_nms spelled out: nms per class, then all kept by decreasing score (ties: lower index)."""
+    kept = [np.flatnonzero(idxs == c)[ref.nms(boxes[idxs == c], scores[idxs == c], thr)] for c in np.unique(idxs)]
+    kept = np.concatenate(kept)
+    return kept[np.lexsort((kept, -scores[kept]))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_nms_cross_backend(backend, ref, seed):
+    rng = np.random.default_rng(seed)
+    boxes, scores = boxes_with_iou(rng, 700, 0.5)
+    scores[rng.random(700) < 0.2] = 0.5  # ties
+    idxs = rng.integers(0, 4, 700)
+    expected = per_class_loop(ref, boxes, scores, idxs, 0.5)
+    assert_same(run_batched(backend, boxes, scores, idxs, 0.5), expected)
+
+
+def test_batched_nms_never_suppresses_across_classes(backend):
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]], np.float32)
+    scores = np.array([0.5, 0.9, 0.7, 0.8], np.float32)
+    assert_same(run_batched(backend, boxes, scores, np.array([0, 1, 0, 1]), 0.5), [1, 2])
+    assert_same(run_batched(backend, boxes, scores, np.array([0, 1, 2, 3]), 0.5), [1, 3, 2, 0])
+    assert_same(run_batched(backend, boxes[:0], scores[:0], np.zeros(0, np.int64), 0.5), np.zeros(0, np.int64))
+
+
+def test_batched_nms_bad_input(backend):
+    boxes, scores = np.zeros((3, 4), np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"Expected idxs of shape \[N\] = \[3\]"):
+        backend.batched_nms(backend.asarray(boxes), backend.asarray(scores), backend.asarray(np.zeros(2, np.int64)), 0.5)
+    with pytest.raises(TypeError, match="Expected idxs to hold integer classes"):
+        backend.batched_nms(backend.asarray(boxes), backend.asarray(scores), backend.asarray(scores), 0.5)
+
+
+def detection_case(rng, batch=3, classes=4, anchors=600):
+    logits = rng.normal(0, 2.5, (batch, classes, anchors))
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    probs[:, :, ::7] = probs[:, :, 3:4]  # tied scores across anchors
+    offsets = rng.normal(0, 1.5, (batch, 4 * anchors)).astype(np.float32)  # some boxes leave the image
+    corner = rng.uniform(-0.1, 0.8, (anchors, 2))
+    anchor_boxes = np.concatenate([corner, corner + rng.uniform(0.05, 0.4, (anchors, 2))], 1).astype(np.float32)
+    return probs, offsets, anchor_boxes[None]
+
+
+def per_class_reference(ref, probs, offsets, anchor_boxes, score_threshold, nms_threshold, topk, cap):
+    """torchvision's SSD.postprocess_detections, step by step, with stable ties."""
+    out = []
+    for i in range(len(probs)):
+        boxes = np.clip(ref.offset_inverse(anchor_boxes[0], offsets[i].reshape(-1, 4)), 0, 1)
+        all_boxes, all_scores, all_labels = [], [], []
+        for c in range(1, probs.shape[1]):
+            score = probs[i, c]
+            keep = np.flatnonzero(score > score_threshold)
+            keep = keep[np.argsort(-score[keep], kind="stable")][:topk]
+            all_boxes.append(boxes[keep]), all_scores.append(score[keep]), all_labels.append(np.full(len(keep), c - 1))
+        boxes, scores, labels = map(np.concatenate, (all_boxes, all_scores, all_labels))
+        keep = per_class_loop(ref, boxes, scores, labels, nms_threshold)[:cap]
+        out.append((boxes[keep], scores[keep], labels[keep]))
+    return out
+
+
+@pytest.mark.parametrize("score_threshold, nms_threshold, topk, cap", [(0.01, 0.45, 400, 200), (0.3, 0.3, 20, 15)])
+@pytest.mark.parametrize("seed", range(3))
+def test_detection_per_class_cross_backend(backend, ref, seed, score_threshold, nms_threshold, topk, cap):
+    probs, offsets, anchor_boxes = detection_case(np.random.default_rng(seed))
+    expected = per_class_reference(ref, probs, offsets, anchor_boxes, score_threshold, nms_threshold, topk, cap)
+    actual = backend.multibox_detection_per_class(
+        backend.asarray(probs), backend.asarray(offsets), backend.asarray(anchor_boxes), score_threshold,
+        nms_threshold, topk, cap)
+    assert len(actual) == len(expected)
+    for image, (boxes, scores, labels) in zip(actual, expected):
+        assert set(image) == {"boxes", "scores", "labels"}
+        assert host(backend, image["labels"]).dtype == np.int64
+        assert_same(host(backend, image["labels"]), labels)
+        assert_close(host(backend, image["scores"]), scores)
+        assert_close(host(backend, image["boxes"]), boxes)
+        assert 0 < len(labels) <= cap and (np.diff(scores) <= 0).all()
+        assert boxes.min() >= 0 and boxes.max() <= 1  # clipped to the image
+
+
+def test_detection_per_class_feeds_mean_average_precision(backend):
+    from multissd.metrics import mean_average_precision
+    probs, offsets, anchor_boxes = detection_case(np.random.default_rng(9), batch=2)
+    images = backend.multibox_detection_per_class(backend.asarray(probs), backend.asarray(offsets),
+                                                  backend.asarray(anchor_boxes))
+    preds = [{k: host(backend, v) for k, v in image.items()} for image in images]
+    targets = [{"boxes": p["boxes"][:2], "labels": p["labels"][:2]} for p in preds]
+    assert mean_average_precision(preds, targets)["map_50"] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(score_threshold=1.5), ValueError, r"Expected score_threshold in \[0.0, 1.0\]"),
+    (dict(topk_candidates=0), ValueError, "Expected topk_candidates >= 1"),
+    (dict(detections_per_image=2.5), TypeError, "Expected detections_per_image to be an int >= 1"),
+])
+def test_detection_per_class_bad_options(backend, kwargs, error, match):
+    probs, offsets, anchor_boxes = detection_case(np.random.default_rng(0), batch=1, anchors=10)
+    with pytest.raises(error, match=match):
+        backend.multibox_detection_per_class(backend.asarray(probs), backend.asarray(offsets),
+                                             backend.asarray(anchor_boxes), **kwargs)

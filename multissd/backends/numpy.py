@@ -280,4 +280,43 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     return np.stack(out)
 
 
+
+@implements
+def batched_nms(boxes, scores, idxs, iou_threshold):
+    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
+    return _batched_nms(_upcast(boxes), scores, idxs, iou_threshold)
+
+
+def _batched_nms(boxes, scores, idxs, iou_threshold):
+    keep = [np.flatnonzero(idxs == c)[_nms(boxes[idxs == c], scores[idxs == c], iou_threshold)]
+            for c in np.unique(idxs)]                                           # one NMS per class
+    keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+    return keep[np.lexsort((keep, -scores[keep]))]  # decreasing score, ties: lower index first
+
+
+@implements
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
+                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
+    score_threshold = checks.threshold(score_threshold, "score_threshold")
+    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
+    topk_candidates = checks.count(topk_candidates, "topk_candidates")
+    detections_per_image = checks.count(detections_per_image, "detections_per_image")
+    anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
+    out = []
+    for i in range(batch_size):
+        boxes = np.clip(_decode(anchors, offset_preds[i].reshape(-1, 4), coding), 0, 1)  # (A, 4)
+        candidate_anchors, candidate_classes = [], []
+        for c in range(num_classes - 1):
+            score = cls_probs[i, c + 1]                                               # (A,)
+            ranked = np.argsort(-score, kind="stable")[:topk_candidates]              # ties: lower anchor first
+            ranked = ranked[score[ranked] > score_threshold]
+            candidate_anchors.append(ranked)
+            candidate_classes.append(np.full(ranked.size, c, dtype=np.int64))
+        anchor_ids, labels = np.concatenate(candidate_anchors), np.concatenate(candidate_classes)
+        scores = cls_probs[i, labels + 1, anchor_ids]                                 # (n,)
+        keep = _batched_nms(_upcast(boxes[anchor_ids]), scores, labels, nms_threshold)[:detections_per_image]
+        out.append({"boxes": boxes[anchor_ids[keep]], "scores": scores[keep], "labels": labels[keep]})
+    return out
+
 __getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from numpy_nn.py

@@ -277,31 +277,38 @@ def nms(boxes, scores, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold)
 
 
-def _nms(boxes, scores, iou_threshold):
+def _nms(boxes, scores, iou_threshold, groups=None):
     if boxes.shape[0] == 0:
         return paddle.zeros([0], dtype="int64")
     order = paddle.argsort(scores, descending=True, stable=True)  # paddle's default sort is unstable
-    return paddle.gather(order, _greedy_keep(paddle.gather(boxes, order), iou_threshold))
+    sorted_groups = None if groups is None else paddle.gather(groups, order)
+    return paddle.gather(order, _greedy_keep(paddle.gather(boxes, order), iou_threshold, sorted_groups))
 
 
-def _greedy_keep(sorted_boxes, iou_threshold):
+def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
     """Greedy NMS over boxes sorted by decreasing score -> int64 indices of the kept ones.
 
-    Box i is kept iff no kept box j < i overlaps it by more than the threshold. Within a block the
-    mask is the fixed point of that rule, reached by iterating from "not suppressed by earlier
-    blocks"; every iteration fixes at least the next box, and a fixed point is the unique answer.
+    Box i is kept iff no kept box j < i (of the same group, when ``groups`` (N,) is given)
+    overlaps it by more than the threshold. Within a block the mask is the fixed point of that rule,
+    reached by iterating from "not suppressed by earlier blocks"; every iteration fixes at least the
+    next box, and a fixed point is the unique answer.
     """
     num_boxes = int(sorted_boxes.shape[0])
-    masks, kept_boxes = [], []
+    if groups is None:
+        groups = paddle.zeros([num_boxes], dtype="int64")
+    masks, kept_boxes, kept_groups = [], [], []
     for start in range(0, num_boxes, _NMS_BLOCK):
         block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
+        block_groups = groups[start:start + _NMS_BLOCK]                           # (n,)
         n = int(block.shape[0])
         free = paddle.ones([n], dtype="bool")
         if kept_boxes:
             kept_before = paddle.concat(kept_boxes)                               # (k, 4)
-            free = ~(_pairwise_iou(kept_before, block) > iou_threshold).any(axis=0)  # (n,)
+            same = paddle.concat(kept_groups)[:, None] == block_groups[None, :]   # (k, n)
+            free = ~((_pairwise_iou(kept_before, block) > iou_threshold) & same).any(axis=0)  # (n,)
         ids = paddle.arange(n)
-        overlaps = (_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])  # (n, n)
+        overlaps = ((_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])
+                    & (block_groups[:, None] == block_groups[None, :]))          # (n, n)
         block_keep = free
         while True:
             new_keep = free & ~(overlaps & block_keep[:, None]).any(axis=0)
@@ -311,6 +318,7 @@ def _greedy_keep(sorted_boxes, iou_threshold):
         masks.append(block_keep)
         if bool(block_keep.any()):
             kept_boxes.append(block[block_keep])
+            kept_groups.append(block_groups[block_keep])
     return paddle.nonzero(paddle.concat(masks)).reshape([-1])  # paddle's nonzero is (n, 1)
 
 
@@ -346,5 +354,37 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
         return paddle.zeros([0, num_anchors, 6], dtype=dtype)
     return paddle.stack(out)
 
+
+
+@implements
+def batched_nms(boxes, scores, idxs, iou_threshold):
+    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
+    return _nms(_upcast(boxes), scores, iou_threshold, idxs.astype("int64"))  # suppression within a class only
+
+
+@implements
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
+                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
+    score_threshold = checks.threshold(score_threshold, "score_threshold")
+    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
+    topk_candidates = checks.count(topk_candidates, "topk_candidates")
+    detections_per_image = checks.count(detections_per_image, "detections_per_image")
+    anchors = anchors.reshape([num_anchors, 4]).astype(cls_probs.dtype)
+    boxes = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding).clip(0, 1)  # (B, A, 4)
+    object_probs = cls_probs[:, 1:]                                               # (B, C-1, A)
+    order = paddle.argsort(object_probs, axis=2, descending=True, stable=True)[:, :, :topk_candidates]  # (B, C-1, k)
+    top_scores = paddle.take_along_axis(object_probs, order, axis=2)
+    classes = paddle.arange(num_classes - 1, dtype="int64")[:, None].expand(order.shape[1:])  # (C-1, k)
+    out = []
+    for i in range(batch_size):
+        passed = top_scores[i] > score_threshold                                  # (C-1, k), class-major below
+        anchor_ids = paddle.masked_select(order[i], passed)
+        labels, scores = paddle.masked_select(classes, passed), paddle.masked_select(top_scores[i], passed)
+        candidates = paddle.gather(boxes[i], anchor_ids)                          # (n, 4)
+        keep = _nms(_upcast(candidates), scores, nms_threshold, labels)[:detections_per_image]
+        out.append({"boxes": paddle.gather(candidates, keep), "scores": paddle.gather(scores, keep),
+                    "labels": paddle.gather(labels, keep)})
+    return out
 
 __getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from paddle_nn.py

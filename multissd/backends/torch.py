@@ -274,26 +274,32 @@ def nms(boxes, scores, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold)
 
 
-def _nms(boxes, scores, iou_threshold):
+def _nms(boxes, scores, iou_threshold, groups=None):
     order = torch.sort(scores, descending=True, stable=True).indices  # ties: lower index first
-    return order[_greedy_keep(boxes[order], iou_threshold)]
+    return order[_greedy_keep(boxes[order], iou_threshold, None if groups is None else groups[order])]
 
 
-def _greedy_keep(sorted_boxes, iou_threshold):
-    """Greedy NMS over boxes sorted by decreasing score -> bool ``(N,)`` kept mask.
+def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
+    """Greedy NMS over boxes sorted by decreasing score -> int64 indices of the kept ones.
 
-    Box i is kept iff no kept box j < i overlaps it by more than the threshold. Within a block the
-    mask is the fixed point of that rule, reached by iterating from "not suppressed by earlier
-    blocks"; every iteration fixes at least the next box, and a fixed point is the unique answer.
+    Box i is kept iff no kept box j < i (of the same group, when ``groups`` (N,) is given)
+    overlaps it by more than the threshold. Within a block the mask is the fixed point of that rule,
+    reached by iterating from "not suppressed by earlier blocks"; every iteration fixes at least the
+    next box, and a fixed point is the unique answer.
     """
     num_boxes = sorted_boxes.shape[0]
+    if groups is None:
+        groups = torch.zeros(num_boxes, dtype=torch.int64, device=sorted_boxes.device)
     keep = torch.zeros(num_boxes, dtype=torch.bool, device=sorted_boxes.device)
     for start in range(0, num_boxes, _NMS_BLOCK):
         block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
+        block_groups = groups[start:start + _NMS_BLOCK]                           # (n,)
         kept_before = sorted_boxes[:start][keep[:start]]                          # (k, 4)
-        free = ~(_pairwise_iou(kept_before, block) > iou_threshold).any(dim=0)    # (n,)
+        same = groups[:start][keep[:start]][:, None] == block_groups[None, :]     # (k, n)
+        free = ~((_pairwise_iou(kept_before, block) > iou_threshold) & same).any(dim=0)  # (n,)
         ids = torch.arange(block.shape[0], device=block.device)
-        overlaps = (_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])  # (n, n)
+        overlaps = ((_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])
+                    & (block_groups[:, None] == block_groups[None, :]))          # (n, n)
         block_keep = free
         while True:
             new_keep = free & ~(overlaps & block_keep[:, None]).any(dim=0)
@@ -331,5 +337,35 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
         return torch.zeros((0, num_anchors, 6), dtype=dtype, device=device)
     return torch.stack(out)
 
+
+
+@implements
+def batched_nms(boxes, scores, idxs, iou_threshold):
+    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
+    return _nms(_upcast(boxes), scores, iou_threshold, idxs)  # one pass, suppression within a class only
+
+
+@implements
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
+                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
+    score_threshold = checks.threshold(score_threshold, "score_threshold")
+    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
+    topk_candidates = checks.count(topk_candidates, "topk_candidates")
+    detections_per_image = checks.count(detections_per_image, "detections_per_image")
+    anchors = anchors.reshape(num_anchors, 4).to(cls_probs.dtype)
+    boxes = _decode(anchors, offset_preds.reshape(batch_size, num_anchors, 4), coding).clamp(0, 1)  # (B, A, 4)
+    ranked = torch.sort(cls_probs[:, 1:], dim=2, descending=True, stable=True)    # (B, C-1, A), ties: lower anchor
+    top_scores = ranked.values[:, :, :topk_candidates]                            # (B, C-1, k)
+    top_anchors = ranked.indices[:, :, :topk_candidates]
+    classes = torch.arange(num_classes - 1, device=cls_probs.device)[:, None].expand_as(top_anchors[0])  # (C-1, k)
+    out = []
+    for i in range(batch_size):
+        passed = top_scores[i] > score_threshold                                  # (C-1, k), class-major below
+        anchor_ids, labels, scores = top_anchors[i][passed], classes[passed], top_scores[i][passed]
+        candidates = boxes[i, anchor_ids]                                         # (n, 4)
+        keep = _nms(_upcast(candidates), scores, nms_threshold, labels)[:detections_per_image]
+        out.append({"boxes": candidates[keep], "scores": scores[keep], "labels": labels[keep]})
+    return out
 
 __getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from torch_nn.py
