@@ -48,9 +48,19 @@ def parser() -> argparse.ArgumentParser:
                                                       "synthetic dataset (default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto",
                    help="auto uses a GPU when the backend sees one (default auto); cuda and gpu are the same")
-    p.add_argument("--data", default=None, help="a banana-detection folder in the book's layout (bananas_train/, "
-                                                "bananas_val/ with images/ and label.csv); default: the synthetic "
-                                                "dataset, generated once")
+    p.add_argument("--data", default=None,
+                   help="'bananas' (default) or 'fruit' -- synthetic datasets, generated once -- or a folder: the "
+                        "book's banana-detection layout (bananas_train/, bananas_val/ with images/ and label.csv), "
+                        "Pascal VOC (Annotations/, JPEGImages/, ImageSets/Main/) or COCO "
+                        "(annotations/instances_*.json); the classes come from the data")
+    p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="PIXELS",
+                   help="train at this size: one number (square) or HEIGHT WIDTH (default: the data's; VOC and COCO "
+                        "images are resized to 256)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="box-aware augmentation of training images: flip, SSD crop, zoom-out, colour jitter "
+                        "(default on; --no-augment for the book's plain images)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip malformed annotations with a warning instead of stopping with an error")
     p.add_argument("--data-dir", default=None, help="where the synthetic dataset is cached (default $MULTISSD_DATA, "
                                                     "else ~/.cache/multissd)")
     p.add_argument("--out", default="runs/tinyssd", help="the run folder (default runs/tinyssd)")
@@ -86,13 +96,19 @@ def main(argv=None) -> int:
                           box_weight=args.box_weight)
         if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be at least 1")
+        image_size = None
+        if args.image_size:
+            if len(args.image_size) > 2 or min(args.image_size) < 32:
+                raise ValueError(f"--image-size takes one or two sizes of at least 32 pixels; received {args.image_size}")
+            image_size = [args.image_size[0], args.image_size[-1]]
         from multissd.config import get_backend
         backend = args.backend or get_backend()
         backends.load(backend)
         config = TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, seed=args.seed,
-                             device=args.device, data=args.data, data_dir=args.data_dir, out=args.resume or args.out, loss=asdict(loss),
-                             threads=args.threads, compile=args.compile)
+                             device=args.device, data=args.data, data_dir=args.data_dir, augment=args.augment,
+                             skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
+                             threads=args.threads, compile=args.compile, image_size=image_size)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:
         print(stopped, file=sys.stderr)
@@ -106,7 +122,8 @@ def main(argv=None) -> int:
     last = history[-1] if history else None
     if last:
         print(f"done: class err {last['class_err']:.2e}, bbox mae {last['bbox_mae']:.2e}, "
-              f"val top-1 IoU>=0.5 {100 * last['val_top1_iou50']:.1f}% -> {config.out}")
+              f"val top-1 IoU>=0.5 {100 * last['val_top1_iou50']:.1f}%, val mAP@0.5 {last['val_map_50']:.3f} "
+              f"-> {config.out}")
     return 0
 
 

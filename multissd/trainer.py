@@ -2,7 +2,7 @@
 
 Per epoch: a progress bar with the running loss and examples/s; one line with the book's figures
 (class error, bbox MAE) on training and validation data, the share of validation images whose top
-detection overlaps a true box with IoU >= 0.5, and honest examples/s (examples / whole epoch's
+detection overlaps a true box with IoU >= 0.5, validation mAP@0.5, and honest examples/s (examples / whole epoch's
 wall time). After every epoch the run folder gets an atomic checkpoint, portable weights,
 ``metrics.csv`` and ``curves.png``. Ctrl-C stops after the current batch and saves (a mid-epoch
 checkpoint that ``--resume`` continues exactly); a non-finite loss stops the run naming the epoch
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from multissd import backends
-from multissd.data.bananas import bananas
+from multissd.data.augment import AugmentConfig, BatchSource
+from multissd.data.datasets import load_splits
 from multissd.data.sampler import EpochBatchSampler
 from multissd.host import keep_freed_memory
 from multissd.model_spec import TinySSDSpec
@@ -39,7 +40,7 @@ and a 12-epoch run learned no box regression (top detections no better than thei
 at IoU >= 0.5). Weighted 30, the same run reaches 94-95% (4 epochs: 1 -> 60%, 10 -> 68%, 30 -> 78%)."""
 LR_SCHEDULES = ("cosine", "constant")
 METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
-                  "examples_per_s", "epoch_seconds")
+                  "val_map_50", "examples_per_s", "epoch_seconds")
 
 
 @dataclass
@@ -54,15 +55,17 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
-    data: str | None = None
+    data: str | None = None            # None/"bananas", "fruit" or a folder (banana-detection, VOC, COCO)
     data_dir: str | None = None
+    augment: bool = True
+    skip_bad: bool = False
     out: str = "runs/tinyssd"
     loss: dict = field(default_factory=lambda: asdict(LossConfig(box_weight=DEFAULT_BOX_WEIGHT)))
     threads: int | None = None
     compile: bool = False
     spec: dict | None = None           # filled in from the data (number of classes)
     class_names: list | None = None
-    image_size: list | None = None     # [height, width] of the training images
+    image_size: list | None = None     # [height, width] of the training images (None: the data's)
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**self.loss)
@@ -107,7 +110,9 @@ def _top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
 
 
 def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
-    """Validation figures: class error, bbox MAE (the book's, on validation data) and top-1 IoU>=0.5 rate."""
+    """Validation figures: class error, bbox MAE (the book's, on validation data), top-1 IoU>=0.5
+    rate and mAP@0.5 (COCO's AP at IoU 0.5, per-class detections: see :mod:`multissd.evaluate`)."""
+    from multissd.evaluate import evaluate_split
     ref, ref_nn = backends.load("numpy"), backends.load_nn("numpy")
     totals = np.zeros(4)  # cls_correct, cls_count, bbox_abs, bbox_count
     hits = []
@@ -119,8 +124,9 @@ def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
         totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
                    ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]
         hits.extend(_top1_hits(anchors, cls_probs, bbox_preds, labels))
+    val_map_50 = evaluate_split(adapter, net, split, device, batch_size)["map_50"]
     return dict(val_class_err=1 - totals[0] / totals[1], val_bbox_mae=totals[2] / totals[3],
-                val_top1_iou50=float(np.mean(hits)) if hits else 0.0)
+                val_top1_iou50=float(np.mean(hits)) if hits else 0.0, val_map_50=val_map_50)
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
@@ -179,8 +185,10 @@ def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, d
             raise ValueError(f"Cannot resume: {run / 'config.json'} not found")
         weights, state = load_checkpoint(run)
         # --epochs given with --resume sets the total number of epochs; otherwise the saved one stands.
-        # A config written before the schedule existed was trained at the book's constant rate.
+        # A config written before the schedule (augmentation) existed was trained at the book's
+        # constant rate (without augmentation).
         saved.setdefault("lr_schedule", "constant")
+        saved.setdefault("augment", False)
         resumed = TrainConfig(**{**saved, "epochs": config.epochs or saved["epochs"], "out": str(run)})
         return resumed, run, weights, state
     if run.exists() and any(run.iterdir()):
@@ -203,12 +211,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         adapter.make_optimizer(None, config.lr, config.weight_decay)  # raises the one-line error
     adapter.set_threads(config.threads)
     device = adapter.resolve_device(config.device)
-    train_split, val_split = bananas(config.data, config.data_dir, seed=config.seed, progress=log)
-    num_classes = int(max(train_split.labels[..., 0].max(), val_split.labels[..., 0].max())) + 1
+    train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed, image_size=config.image_size,
+                                         skip_bad=config.skip_bad, progress=log)
+    num_classes = len(train_split.class_names)
     spec = TinySSDSpec.from_json(json.dumps(config.spec)) if config.spec else TinySSDSpec(num_classes=num_classes)
+    if spec.num_classes != num_classes:
+        raise ValueError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
+                         f"({', '.join(train_split.class_names)})")
     config.spec = json.loads(spec.to_json())
     config.image_size = [int(d) for d in train_split.images.shape[2:]]
-    config.class_names = config.class_names or (["banana"] if num_classes == 1 else [str(i) for i in range(num_classes)])
+    config.class_names = config.class_names or list(train_split.class_names)
     (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
     net = nn.TinySSD(spec=spec, seed=config.seed)
@@ -221,7 +233,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     loss_config = config.loss_config()
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed)
     steps_per_epoch = sampler.global_batches()
-    loader = adapter.make_loader(train_split, sampler, device)
+    source = BatchSource(train_split.for_training(), AugmentConfig() if config.augment else None, config.seed)
+    loader = adapter.make_loader(source, sampler, device)
 
     state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)
     history = state["history"]
@@ -268,7 +281,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             plot_curves(history, run / "curves.png")
             log(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}, class err {row['class_err']:.2e}, "
                 f"bbox mae {row['bbox_mae']:.2e} | val class err {row['val_class_err']:.2e}, "
-                f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}% | "
+                f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}%, "
+                f"mAP@0.5 {row['val_map_50']:.3f} | "
                 f"{row['examples_per_s']:.1f} examples/s ({seconds:.0f} s)")
     _plot_predictions(adapter, net, val_split, device, run, config.class_names)
     return history

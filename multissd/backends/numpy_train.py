@@ -21,15 +21,17 @@ def resolve_device(device: str = "auto"):
     raise ValueError(f"The numpy backend runs on the CPU only; received device={device!r}")
 
 
-def make_loader(split, sampler, device):
-    """A generator of NumPy batches ``(features float32 (B, 3, H, W), labels (B, G, 5))``."""
+def make_loader(source, sampler, device):
+    """NumPy batches ``(features float32 (B, 3, H, W), labels (B, G, 5))`` of a
+    :class:`~multissd.data.augment.BatchSource` in ``sampler``'s batches."""
     class _Loader:
         def __len__(self):
             return len(sampler)
 
         def __iter__(self):
-            for indices in sampler:
-                yield split.images[indices].astype(np.float32), split.labels[indices]
+            for batch in sampler:
+                images, labels = source[batch]
+                yield images.astype(np.float32), labels
     return _Loader()
 
 

@@ -32,20 +32,38 @@ def resolve_device(device: str = "auto"):
     return device
 
 
-class _Images(paddle.io.Dataset):
-    def __init__(self, split):
-        self.images, self.labels = split.images, split.labels
+class _Batches(paddle.io.Dataset):
+    """Whole batches at once: ``dataset[batch_of_indices]`` -> (features, labels), no per-image collation."""
+
+    def __init__(self, source):
+        self.source = source
 
     def __len__(self):
-        return len(self.images)
+        return len(self.source)
 
-    def __getitem__(self, index):
-        return self.images[index].astype(np.float32), self.labels[index]   # (3, H, W), (G, 5)
+    def __getitem__(self, batch):
+        images, labels = self.source[batch]
+        return images.astype(np.float32), labels  # (B, 3, H, W) in 0..255, (B, G, 5)
 
 
-def make_loader(split, sampler, device):
-    """A ``paddle.io.DataLoader`` over ``split`` in ``sampler``'s batches."""
-    return paddle.io.DataLoader(_Images(split), batch_sampler=sampler, num_workers=0)
+class _OneBatchPerStep(paddle.io.Sampler):
+    """Hands each of ``sampler``'s batches to the dataset whole (a batch of one batch)."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield [batch]
+
+
+def make_loader(source, sampler, device):
+    """A ``paddle.io.DataLoader`` over a :class:`~multissd.data.augment.BatchSource` in ``sampler``'s batches."""
+    return paddle.io.DataLoader(_Batches(source), batch_sampler=_OneBatchPerStep(sampler), num_workers=0,
+                                collate_fn=lambda items: [paddle.to_tensor(x) for x in items[0]])
 
 
 def prepare(net, device, compile: bool = False):

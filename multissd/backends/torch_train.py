@@ -31,22 +31,23 @@ def resolve_device(device: str = "auto"):
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Whole batches at once: ``dataset[list_of_indices]`` -> (features, labels), no per-image Python."""
+    """Whole batches at once: ``dataset[batch_of_indices]`` -> (features, labels), no per-image collation."""
 
-    def __init__(self, split):
-        self.images, self.labels = split.images, split.labels
+    def __init__(self, source):
+        self.source = source
 
     def __len__(self):
-        return len(self.images)
+        return len(self.source)
 
-    def __getitem__(self, indices):
-        features = torch.from_numpy(self.images[indices]).float()   # (B, 3, H, W) in 0..255
-        return features, torch.from_numpy(self.labels[indices])      # (B, G, 5)
+    def __getitem__(self, batch):
+        images, labels = self.source[batch]
+        return torch.from_numpy(images).float(), torch.from_numpy(labels)  # (B, 3, H, W) in 0..255, (B, G, 5)
 
 
-def make_loader(split, sampler, device):
-    """A ``torch.utils.data.DataLoader`` over ``split`` in ``sampler``'s batches."""
-    return torch.utils.data.DataLoader(_Batches(split), sampler=sampler, batch_size=None,
+def make_loader(source, sampler, device):
+    """A ``torch.utils.data.DataLoader`` over a :class:`~multissd.data.augment.BatchSource` in
+    ``sampler``'s batches."""
+    return torch.utils.data.DataLoader(_Batches(source), sampler=sampler, batch_size=None,
                                        pin_memory=device.type == "cuda")
 
 

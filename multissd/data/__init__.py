@@ -1,12 +1,15 @@
 """Data: the banana dataset (synthetic or the book's folder) and batches for every backend."""
 from __future__ import annotations
 
+from multissd.data.augment import AugmentConfig, BatchSource, augment
 from multissd.data.bananas import bananas, cache_dir, generate_bananas, synthetic_bananas_dir
 from multissd.data.folder import DetectionSplit, read_split, write_split
+from multissd.data.datasets import load_splits
 from multissd.data.sampler import EpochBatchSampler
 
 __all__ = ["load_data_bananas", "bananas", "cache_dir", "generate_bananas", "synthetic_bananas_dir",
-           "DetectionSplit", "read_split", "write_split", "EpochBatchSampler"]
+           "DetectionSplit", "read_split", "write_split", "EpochBatchSampler", "load_splits", "AugmentConfig",
+           "BatchSource", "augment"]
 
 
 def load_data_bananas(batch_size: int, data=None, data_dir=None, seed: int = 0):
@@ -25,6 +28,7 @@ def load_data_bananas(batch_size: int, data=None, data_dir=None, seed: int = 0):
     adapter = backends.load_train(name)
     device = adapter.resolve_device("auto")
     train, val = bananas(data, data_dir, seed=seed)
-    train_iter = adapter.make_loader(train, EpochBatchSampler(len(train), batch_size, shuffle=True, seed=seed), device)
-    val_iter = adapter.make_loader(val, EpochBatchSampler(len(val), batch_size, shuffle=False), device)
+    train_iter = adapter.make_loader(BatchSource(train), EpochBatchSampler(len(train), batch_size, shuffle=True, seed=seed),
+                                     device)
+    val_iter = adapter.make_loader(BatchSource(val), EpochBatchSampler(len(val), batch_size, shuffle=False), device)
     return train_iter, val_iter

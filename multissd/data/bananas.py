@@ -1,9 +1,10 @@
-"""The banana dataset: generated once into a cache folder, or read from the book's folder.
+"""The synthetic datasets (bananas, fruit): generated once into a cache folder, or the book's folder.
 
 ``bananas(data=None)`` returns the train and validation splits in memory. With ``data`` a path,
 that folder (the book's ``banana-detection`` layout) is read; without, the synthetic dataset is
 generated into ``$MULTISSD_DATA`` or ``~/.cache/multissd`` (or ``data_dir``) the first time, in
-parallel, and read from there afterwards.
+parallel, and read from there afterwards. ``kind="fruit"`` does the same for the three-class fruit
+dataset (:mod:`multissd.data.fruit`), written in the same layout with its ``classes.txt``.
 """
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from multissd.data.folder import DetectionSplit, read_split, write_split
+from multissd.data import fruit
+from multissd.data.folder import CLASSES_FILE, DetectionSplit, read_split, write_split
 from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
 
 DATA_ENV_VAR = "MULTISSD_DATA"
 SYNTHETIC_VERSION = 2
 SPLIT_SIZES = {"train": 1000, "val": 100}
 _DONE_MARKER = "COMPLETE"
+SYNTHETIC = {  # kind -> (folder name prefix, version, class names)
+    "bananas": ("banana-detection-synthetic", SYNTHETIC_VERSION, ("banana",)),
+    "fruit": ("fruit-detection-synthetic", 1, fruit.CLASS_NAMES),
+}
 
 
 def cache_dir(data_dir=None) -> Path:
@@ -29,50 +35,69 @@ def cache_dir(data_dir=None) -> Path:
     return Path.home() / ".cache" / "multissd"
 
 
+def _render(kind: str, seed: int, split: str, index: int, image_size: int):
+    """One image of a synthetic dataset: ``(uint8 (H, W, 3), boxes (n, 4) pixels, classes (n,))``."""
+    if kind == "fruit":
+        return fruit.render_fruit(fruit.fruit_rng(seed, split, index), image_size)
+    image, box = render_banana(banana_rng(seed, split, index), image_size)
+    return image, [box], [0]
+
+
 def _render_range(args):
-    seed, split, start, stop, image_size = args
-    return [render_banana(banana_rng(seed, split, i), image_size) for i in range(start, stop)]
+    kind, seed, split, start, stop, image_size = args
+    return [_render(kind, seed, split, i, image_size) for i in range(start, stop)]
 
 
 def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = None, progress=None,
-                     image_size: int = IMAGE_SIZE) -> Path:
-    """Draw the synthetic banana dataset into ``folder`` in the book's layout; returns ``folder``.
+                     image_size: int = IMAGE_SIZE, kind: str = "bananas") -> Path:
+    """Draw a synthetic dataset (``kind`` ``"bananas"`` or ``"fruit"``) into ``folder`` in the book's
+    layout; returns ``folder``.
 
     ``sizes`` maps split to image count (default 1000 train, 100 val); images are ``image_size``
     pixels square (256, the book's; tests use smaller ones). Each split is written into a
     temporary folder and renamed, and a marker file is written last, so an interrupted run leaves
     no dataset that looks complete.
     """
+    if kind not in SYNTHETIC:
+        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
+    _, version, class_names = SYNTHETIC[kind]
     folder = Path(folder)
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     workers = workers or min(4, os.cpu_count() or 1)
     (folder / _DONE_MARKER).unlink(missing_ok=True)
     for split, count in sizes.items():
-        chunks = [(seed, split, start, min(start + 50, count), image_size) for start in range(0, count, 50)]
+        chunks = [(kind, seed, split, start, min(start + 50, count), image_size) for start in range(0, count, 50)]
         if workers > 1 and count > 50:
             with ProcessPoolExecutor(workers) as pool:
                 results = list(pool.map(_render_range, chunks))
         else:
             results = [_render_range(chunk) for chunk in chunks]
         drawn = [item for chunk in results for item in chunk]
-        write_split(folder, split, [image for image, _ in drawn], [box for _, box in drawn])
+        write_split(folder, split, [image for image, _, _ in drawn], [boxes for _, boxes, _ in drawn],
+                    [classes for _, _, classes in drawn])
         if progress:
             progress(f"generated {count} {split} images in {folder}")
-    (folder / _DONE_MARKER).write_text(f"multissd synthetic bananas v{SYNTHETIC_VERSION}, seed {seed}, {sizes}\n")
+    if kind != "bananas":
+        (folder / CLASSES_FILE).write_text("\n".join(class_names) + "\n")
+    (folder / _DONE_MARKER).write_text(f"multissd synthetic {kind} v{version}, seed {seed}, {sizes}\n")
     return folder
 
 
-def synthetic_bananas_dir(data_dir=None, seed: int = 0, sizes=None, progress=None) -> Path:
-    """The folder of the synthetic dataset for ``seed``, generated first if it is not there yet."""
+def synthetic_bananas_dir(data_dir=None, seed: int = 0, sizes=None, progress=None, kind: str = "bananas") -> Path:
+    """The folder of the synthetic dataset ``kind`` for ``seed``, generated first if it is not there yet."""
+    if kind not in SYNTHETIC:
+        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
+    prefix, version, _ = SYNTHETIC[kind]
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     suffix = "" if sizes == SPLIT_SIZES else "-" + "-".join(f"{k}{v}" for k, v in sizes.items())
-    folder = cache_dir(data_dir) / f"banana-detection-synthetic-v{SYNTHETIC_VERSION}-seed{seed}{suffix}"
+    folder = cache_dir(data_dir) / f"{prefix}-v{version}-seed{seed}{suffix}"
     if not (folder / _DONE_MARKER).is_file():
-        generate_bananas(folder, seed=seed, sizes=sizes, progress=progress)
+        generate_bananas(folder, seed=seed, sizes=sizes, progress=progress, kind=kind)
     return folder
 
 
-def bananas(data=None, data_dir=None, seed: int = 0, sizes=None, progress=None) -> tuple[DetectionSplit, DetectionSplit]:
-    """``(train, val)`` splits: from the folder ``data`` (book layout), or the synthetic dataset."""
-    folder = Path(data) if data is not None else synthetic_bananas_dir(data_dir, seed, sizes, progress)
+def bananas(data=None, data_dir=None, seed: int = 0, sizes=None, progress=None,
+            kind: str = "bananas") -> tuple[DetectionSplit, DetectionSplit]:
+    """``(train, val)`` splits: from the folder ``data`` (book layout), or the synthetic dataset ``kind``."""
+    folder = Path(data) if data is not None else synthetic_bananas_dir(data_dir, seed, sizes, progress, kind)
     return read_split(folder, "train"), read_split(folder, "val")

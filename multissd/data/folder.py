@@ -8,7 +8,9 @@ Layout (as in the book)::
 
 ``label.csv`` has the header ``img_name,label,xmin,ymin,xmax,ymax`` and one row per object, the
 box in pixels. An image may have several rows (several objects); every image must have at least
-one row, and all images of a split the same size.
+one row, and all images of a split the same size. An optional ``classes.txt`` beside the split
+folders names the classes, one per line (label 0 is the first line); without it a one-class
+dataset is ``banana``'s and others are named by their numbers.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import csv
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
 SPLIT_FOLDERS = {"train": "bananas_train", "val": "bananas_val"}
+CLASSES_FILE = "classes.txt"
 PADDING = -1.0
 
 
@@ -36,14 +39,33 @@ class DetectionSplit:
         labels: float32 ``(N, G, 5)`` rows ``[class, xmin, ymin, xmax, ymax]`` normalised to ``[0, 1]``
             (the book divides pixels by the image side), padded with rows of -1.
         names: the ``N`` image file names.
+        class_names: the name of each class id.
+        ignore: bool ``(N, G)``, objects to leave out of training and of AP (COCO crowd regions,
+            VOC difficult objects), or ``None`` for none.
     """
 
     images: np.ndarray
     labels: np.ndarray
     names: list[str]
+    class_names: list[str] = field(default_factory=lambda: ["banana"])
+    ignore: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def ignored(self, index: int) -> np.ndarray:
+        """bool ``(G,)``: which label rows of image ``index`` are ignored objects."""
+        if self.ignore is None:
+            return np.zeros(self.labels.shape[1], bool)
+        return self.ignore[index]
+
+    def for_training(self) -> "DetectionSplit":
+        """The split with ignored objects turned into padding rows (they are not trained on)."""
+        if self.ignore is None or not self.ignore.any():
+            return self
+        labels = self.labels.copy()
+        labels[self.ignore] = PADDING
+        return replace(self, labels=labels, ignore=None)
 
 
 def _fail(path, row, message):
@@ -83,6 +105,18 @@ def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float
     return objects
 
 
+def read_class_names(root: Path, objects: dict) -> list[str]:
+    """The class names of a folder: its ``classes.txt``, else ``banana`` (one class) or the numbers."""
+    largest = max(row[1] for rows in objects.values() for row in rows)
+    path = root / CLASSES_FILE
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if largest >= len(names):
+            raise ValueError(f"{path} names {len(names)} classes but label.csv uses label {largest}")
+        return names
+    return ["banana"] if largest == 0 else [str(i) for i in range(largest + 1)]
+
+
 def read_split(folder, split: str) -> DetectionSplit:
     """Read ``folder/bananas_<split>`` (``split`` is ``"train"`` or ``"val"``) into memory."""
     root = Path(folder)
@@ -90,6 +124,7 @@ def read_split(folder, split: str) -> DetectionSplit:
         raise ValueError(f"Data folder not found: {root} (expected the book's banana-detection layout)")
     split_dir = root / SPLIT_FOLDERS[split]
     objects = read_labels(split_dir / "label.csv")
+    class_names = read_class_names(root, objects)
     images, labels, names = [], [], []
     max_objects = max(len(rows) for rows in objects.values())
     size = None
@@ -116,7 +151,7 @@ def read_split(folder, split: str) -> DetectionSplit:
         images.append(pixels.transpose(2, 0, 1))
         labels.append(label)
         names.append(name)
-    return DetectionSplit(np.stack(images), np.stack(labels), names)
+    return DetectionSplit(np.stack(images), np.stack(labels), names, class_names)
 
 
 def write_split(folder, split: str, images, boxes, classes=None) -> None:

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 
+class EpochBatch(list):
+    """A batch's image indices (a list) that also knows its ``epoch`` (it seeds augmentation)."""
+
+    epoch: int = 0
+
+
 class EpochBatchSampler:
-    """Yields lists of image indices, one list per batch of one epoch.
+    """Yields lists of image indices (:class:`EpochBatch`), one per batch of one epoch.
 
     Each finished pass moves on to the next epoch (``set_epoch`` chooses one explicitly). With
     ``shuffle``, epoch ``e`` visits the images in the order
@@ -56,6 +62,8 @@ class EpochBatchSampler:
         order = self.order()
         for b in range(self._skip, self.global_batches()):
             batch = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield batch[self.rank::self.world_size].tolist()
+            indices = EpochBatch(batch[self.rank::self.world_size].tolist())
+            indices.epoch = self.epoch
+            yield indices
         # a finished pass moves on to the next epoch's order, like a DataLoader with shuffle=True
         self.epoch, self._skip = self.epoch + 1, 0
