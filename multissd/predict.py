@@ -3,8 +3,9 @@
     python -m multissd.predict photo.jpg --weights runs/tinyssd/weights.safetensors
     python -m multissd.predict a.png b.png --weights w.safetensors --backend numpy --threshold 0.5 --out preds
 
-Each image is resized to the model's input size, run through the model, and decoded with
-``multibox_detection`` (NMS). One JSON line per detection is printed -- image, class, score, box in
+Each image is resized to the model's input size, run through the model, and decoded as the
+detection libraries do (``multibox_detection_per_class``: per-class NMS; for one class the same as
+the book's ``multibox_detection``). One JSON line per detection is printed -- image, class, score, box in
 pixels of the original image -- and the image is saved with its boxes drawn, like the book's
 ``display``. Detections scoring at least ``--threshold`` (the book's 0.9) are reported; so is each
 image's best detection when it scores lower (``--min-detections``, default 1), marked
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from multissd import backends
+from multissd.evaluate import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
 from multissd.weights import load_model
 
 DEFAULT_IMAGE_SIZE = (256, 256)
@@ -51,7 +53,7 @@ DEFAULT_THRESHOLD = 0.9  # the book's display threshold
 DEFAULT_MIN_DETECTIONS = 1
 
 
-def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float = 0.5,
+def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float = NMS_THRESHOLD,
                    device: str = "auto", min_detections: int = 0):
     """Detections per image, best first.
 
@@ -66,7 +68,7 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     backend = backend or get_backend()
     weights = Path(weights)
     (height, width), class_names = run_settings(weights)
-    adapter = backends.load_train(backend)
+    adapter, box_ops = backends.load_train(backend), backends.load(backend)
     device = adapter.resolve_device(device)
     net = adapter.prepare(load_model(weights, backend=backend), device)
     results = []
@@ -74,9 +76,11 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
         image = read_image(path)
         pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
         anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
-        rows = adapter.detect(anchors, cls_probs, bbox_preds, nms_threshold, device)[0]
-        rows = rows[rows[:, 0] >= 0]  # (N, 6) without the background rows
-        rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+        found = box_ops.multibox_detection_per_class(
+            box_ops.asarray(cls_probs), box_ops.asarray(bbox_preds), box_ops.asarray(anchors), SCORE_THRESHOLD,
+            nms_threshold, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE)[0]
+        boxes, scores, labels = (box_ops.to_numpy(found[key]) for key in ("boxes", "scores", "labels"))
+        rows = np.concatenate([labels[:, None], scores[:, None], boxes], axis=1).astype(np.float32)  # (N, 6), best first
         keep = rows[:, 1] >= threshold
         keep[:min_detections] = True
         rows = rows[keep]
@@ -122,7 +126,9 @@ def main(argv=None) -> int:
                    help="report each image's N best detections even when they score below --threshold, marked "
                         '"below_threshold" and drawn yellow (default 1: every image shows the model\'s best guess; '
                         "0 applies the threshold strictly, as the book)")
-    p.add_argument("--nms-threshold", type=float, default=0.5, help="IoU above which NMS suppresses (default 0.5)")
+    p.add_argument("--nms-threshold", type=float, default=NMS_THRESHOLD,
+                   help=f"IoU above which NMS suppresses a box of the same class (default {NMS_THRESHOLD:g}, "
+                        f"torchvision's SSD; the book uses 0.5)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto", help="device (default auto)")
     p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
     args = p.parse_args(argv)

@@ -305,3 +305,31 @@ def test_predict_reports_the_best_detection_below_threshold(trained_run, tiny_da
     assert capsys.readouterr().out == ""
     assert predict.main([*images, "--weights", weights, "--min-detections", "-1", "--out", str(tmp_path)]) == 2
     assert "min_detections must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
+def test_evaluate_writes_the_table_json_and_curves(trained_run, tiny_data, tmp_path, capsys):
+    from multissd import evaluate
+    code = evaluate.main(["--weights", str(trained_run / "weights.safetensors"), "--data", str(tiny_data),
+                          "--backend", "numpy", "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "4 val images, backend numpy" in out and "AP50" in out and "banana" in out
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert set(evaluate.SUMMARY_KEYS) <= set(result) and set(result["per_class"]) == {"banana"}
+    assert 0 <= result["map_50"] <= 1 and (tmp_path / "pr_curves.png").is_file()
+    assert float(metrics(trained_run)[-1]["val_map_50"]) >= 0  # training reports it per epoch
+
+
+@pytest.mark.parametrize("backend", TRAINERS)
+def test_train_and_evaluate_on_several_classes(tmp_path_factory, tmp_path, backend, capsys):
+    fruit = generate_bananas(tmp_path_factory.mktemp("fruit"), seed=1, sizes={"train": 8, "val": 4}, workers=1,
+                             image_size=64, kind="fruit")
+    assert run_train(fruit, tmp_path / "run", "--image-size", "96", backend=backend) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["class_names"] == ["banana", "apple", "orange"] and config["spec"]["num_classes"] == 3
+    assert config["image_size"] == [96, 96] and config["augment"] is True
+    from multissd import evaluate
+    assert evaluate.main(["--weights", str(tmp_path / "run" / "weights.safetensors"), "--backend", backend]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("banana", "apple", "orange"))
+    assert (tmp_path / "run" / "eval.json").is_file()
