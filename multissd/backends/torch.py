@@ -149,15 +149,19 @@ def _pairwise_iou(boxes1, boxes2):
     """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
 
     Each coordinate is compared on its own, so every intermediate is contiguous along M (a
-    vectorised inner loop over the anchors when M is the anchors)."""
+    vectorised inner loop over the anchors when M is the anchors), and the (..., N, M)
+    intermediates are updated in place: one allocation for the widths, one for the heights."""
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
     b1, b2 = boxes1[..., :, None, :], boxes2[..., None, :, :]                          # (..., N, 1, 4), (..., 1, M, 4)
-    widths = (torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])).clamp(min=0)  # (..., N, M)
-    heights = (torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])).clamp(min=0)  # (..., N, M)
-    inter_areas = widths * heights                                                    # (..., N, M)
-    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas           # (..., N, M)
-    nonempty = union_areas > 0
-    return torch.where(nonempty, inter_areas / torch.where(nonempty, union_areas, 1.0), 0.0)
+    inter = torch.minimum(b1[..., 2], b2[..., 2])                                      # (..., N, M)
+    inter -= torch.maximum(b1[..., 0], b2[..., 0])
+    inter.clamp_(min=0)                                                                # widths
+    heights = torch.minimum(b1[..., 3], b2[..., 3])
+    heights -= torch.maximum(b1[..., 1], b2[..., 1])
+    inter *= heights.clamp_(min=0)                                                     # intersection areas
+    union = torch.add(areas1[..., :, None], areas2[..., None, :], out=heights)        # (..., N, M), reuses heights
+    union -= inter
+    return torch.nan_to_num_(inter.div_(union), nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
 
 
 @implements
@@ -176,43 +180,53 @@ def _assign(jaccard, is_object, iou_threshold):
     """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
     contiguous axis) -> int64 ``(B, A)``.
 
-    ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
-    greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
-    each round matches, in every image at once, all pairs that are the largest entry of both their
-    row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
-    the greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    ``is_object`` ``(B, G)`` is False for padding rows, which are never matched. The book's greedy
+    loop (take the largest IoU, discard its row and column, repeat) is computed in rounds: each
+    round matches, in every image at once, all pairs that are the largest entry of both their row
+    and their column among what is left (ties: lower index) -- the same pairs, in effect, that the
+    greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    A box's match is one of its ``G`` best anchors (at most ``G - 1`` are taken before it), so the
+    rounds search only those candidates -- widened to every anchor tied with the ``G``-th -- in the
+    order (IoU descending, anchor ascending), and read full columns only at the chosen anchors.
     """
     batch_size, num_gt, num_anchors = jaccard.shape
     device = jaccard.device
     anchors_bbox_map = torch.full((batch_size, num_anchors), UNMATCHED, dtype=torch.long, device=device)
-    if num_anchors == 0 or num_gt == 0:
+    if num_anchors == 0 or num_gt == 0 or not is_object.any():
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
-    live = torch.where(is_object[:, :, None], jaccard, _DISCARDED)               # (B, G, A)
+    live = jaccard if is_object.all() else jaccard.masked_fill(~is_object[:, :, None], _DISCARDED)  # (B, G, A)
     max_ious, indices = live.max(dim=1)                                          # (B, A); ties: lower box
     anchors_bbox_map = torch.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
+    # Each box's candidate anchors, best first, equal IoUs by anchor index.
+    k = min(num_gt, num_anchors)
+    values, candidates = live.topk(min(k + 1, num_anchors), dim=2)              # (B, G, k+1); ties in any order
+    if k < num_anchors and bool((values[:, :, k] == values[:, :, k - 1])[is_object].any()):
+        # anchors tied with a k-th best may lie beyond the k+1: take every anchor >= a k-th best
+        tied = int((live >= values[:, :, k - 1:k]).sum(dim=2)[is_object].max())
+        values, candidates = live.topk(tied, dim=2)
+    by_anchor = torch.sort(candidates, dim=2, stable=True).indices
+    values, candidates = values.gather(2, by_anchor), candidates.gather(2, by_anchor)
+    by_value = torch.sort(values, dim=2, descending=True, stable=True).indices
+    candidates = candidates.gather(2, by_value)                                  # (B, G, K)
     # Then greedy one-to-one matching, in rounds.
     box_ids = torch.arange(num_gt, device=device)[None]                          # (1, G)
     anchor_free = torch.ones((batch_size, num_anchors), dtype=torch.bool, device=device)
     box_free = is_object.clone()
-    for _ in range(min(num_anchors, num_gt)):
-        if not (box_free & anchor_free.any(dim=1, keepdim=True)).any():
+    for _ in range(k):
+        if not box_free.any():
             break
-        work = torch.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
-        best_anchor = work.argmax(dim=2)                                          # (B, G)
-        # column g: every box's IoU with box g's best anchor -> the best box of that anchor
-        at_best = torch.gather(work, 2, best_anchor[:, None, :].expand(-1, num_gt, -1))  # (B, G, G)
+        free = anchor_free.gather(1, candidates.reshape(batch_size, -1)).reshape(candidates.shape)  # (B, G, K)
+        best_anchor = candidates.gather(2, free.to(torch.uint8).argmax(dim=2, keepdim=True))[:, :, 0]  # (B, G)
+        # column g: every free box's IoU with box g's best anchor -> the best box of that anchor
+        at_best = torch.gather(jaccard, 2, best_anchor[:, None, :].expand(-1, num_gt, -1))  # (B, G, G)
+        at_best = at_best.masked_fill(~box_free[:, :, None], _DISCARDED)
         # box g is matched now when the best box of its best anchor is g itself
-        dominant = (box_free & (at_best.argmax(dim=1) == box_ids)
-                    & torch.gather(anchor_free, 1, best_anchor))                  # (B, G)
-        # write each dominant box's id at its anchor (the others at a spare column A, dropped)
-        slot = torch.where(dominant, best_anchor, num_anchors)                    # (B, G)
-        assigned = torch.full((batch_size, num_anchors + 1), UNMATCHED, dtype=torch.long, device=device)
-        assigned = assigned.scatter_(1, slot, box_ids.expand(batch_size, -1))[:, :num_anchors]  # (B, A)
-        taken = assigned >= 0                                                     # (B, A)
-        anchors_bbox_map = torch.where(taken, assigned, anchors_bbox_map)
-        anchor_free &= ~taken
-        box_free &= ~dominant
+        image, box = (box_free & (at_best.argmax(dim=1) == box_ids)).nonzero(as_tuple=True)  # (n,), (n,)
+        anchor = best_anchor[image, box]
+        anchors_bbox_map[image, anchor] = box
+        anchor_free[image, anchor] = False
+        box_free[image, box] = False
     return anchors_bbox_map
 
 
@@ -246,10 +260,12 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.to(dtype)[:, :, None].expand(-1, -1, 4)                  # (B, A, 4)
-    rows = torch.gather(labels, 1, anchors_bbox_map.clamp(min=0)[:, :, None].expand(-1, -1, 5))  # (B, A, 5)
-    class_labels = torch.where(matched, rows[:, :, 0].long() + 1, BACKGROUND)    # (B, A)
-    assigned_bb = torch.where(matched[:, :, None], rows[:, :, 1:], 0.0)          # (B, A, 4)
-    offset = _encode(anchors, assigned_bb, coding) * bbox_mask                   # (B, A, 4)
+    image, anchor = matched.nonzero(as_tuple=True)                               # (M,), (M,): matched pairs only
+    rows = labels[image, anchors_bbox_map[image, anchor]]                        # (M, 5)
+    class_labels = torch.full((batch_size, num_anchors), BACKGROUND, dtype=torch.long, device=labels.device)
+    class_labels[image, anchor] = rows[:, 0].long() + 1                          # (B, A)
+    offset = torch.zeros((batch_size, num_anchors, 4), dtype=dtype, device=labels.device)
+    offset[image, anchor] = _encode(anchors[anchor], rows[:, 1:], coding)        # (B, A, 4), 0 where unmatched
     return offset.reshape(batch_size, -1), bbox_mask.reshape(batch_size, -1), class_labels
 
 
