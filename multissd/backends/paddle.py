@@ -176,44 +176,56 @@ def _assign(jaccard, is_object, iou_threshold):
     """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
     contiguous axis) -> int64 ``(B, A)``.
 
-    ``is_object`` ``(B, G)`` is False for padding columns, which are never matched. The book's
-    greedy loop (take the largest IoU, discard its row and column, repeat) is computed in rounds:
-    each round matches, in every image at once, all pairs that are the largest entry of both their
-    row and their column among what is left (ties: lower index) -- the same pairs, in effect, that
-    the greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    ``is_object`` ``(B, G)`` is False for padding rows, which are never matched. The book's greedy
+    loop (take the largest IoU, discard its row and column, repeat) is computed in rounds: each
+    round matches, in every image at once, all pairs that are the largest entry of both their row
+    and their column among what is left (ties: lower index) -- the same pairs, in effect, that the
+    greedy loop would pick, since greedy takes such a pair before anything that could block it.
+    A box's match is one of its ``G`` best anchors (at most ``G - 1`` are taken before it), so the
+    rounds search only those candidates -- widened to every anchor tied with the ``G``-th -- in the
+    order (IoU descending, anchor ascending), and read full columns only at the chosen anchors.
     """
     batch_size, num_gt, num_anchors = (int(d) for d in jaccard.shape)
     anchors_bbox_map = paddle.full([batch_size, num_anchors], UNMATCHED, dtype="int64")
-    if num_anchors == 0 or num_gt == 0:
+    if num_anchors == 0 or num_gt == 0 or not bool(is_object.any()):
         return anchors_bbox_map
     # Every anchor whose best IoU reaches the threshold takes that box.
-    live = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)              # (B, G, A)
+    live = jaccard if bool(is_object.all()) else paddle.where(is_object[:, :, None], jaccard, _DISCARDED)  # (B, G, A)
     max_ious, indices = live.amax(axis=1), live.argmax(axis=1)                  # (B, A); ties: lower box
     anchors_bbox_map = paddle.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
+    # Each box's candidate anchors, best first, equal IoUs by anchor index.
+    k = min(num_gt, num_anchors)
+    values, candidates = paddle.topk(live, min(k + 1, num_anchors), axis=2)     # (B, G, k+1); ties in any order
+    if k < num_anchors and bool(paddle.masked_select(values[:, :, k] == values[:, :, k - 1], is_object).any()):
+        # anchors tied with a k-th best may lie beyond the k+1: take every anchor >= a k-th best
+        tied = int(paddle.masked_select((live >= values[:, :, k - 1:k]).astype("int64").sum(axis=2), is_object).max())
+        values, candidates = paddle.topk(live, tied, axis=2)
+    by_anchor = paddle.argsort(candidates, axis=2, stable=True)
+    values = paddle.take_along_axis(values, by_anchor, axis=2)
+    candidates = paddle.take_along_axis(candidates, by_anchor, axis=2)
+    by_value = paddle.argsort(values, axis=2, descending=True, stable=True)
+    candidates = paddle.take_along_axis(candidates, by_value, axis=2)           # (B, G, K)
     # Then greedy one-to-one matching, in rounds.
     box_ids = paddle.arange(num_gt, dtype="int64")[None]                         # (1, G)
-    anchor_free = paddle.ones([batch_size, num_anchors], dtype="bool")
+    anchor_free = paddle.ones([batch_size, num_anchors], dtype="int32")          # paddle gathers no bool: 0/1
     box_free = is_object.clone()
-    for _ in range(min(num_anchors, num_gt)):
-        if not bool((box_free & anchor_free.any(axis=1, keepdim=True)).any()):
+    for _ in range(k):
+        if not bool(box_free.any()):
             break
-        work = paddle.where(box_free[:, :, None] & anchor_free[:, None, :], jaccard, _DISCARDED)  # (B, G, A)
-        best_anchor = work.argmax(axis=2)                                         # (B, G)
-        # column g: every box's IoU with box g's best anchor -> the best box of that anchor
-        at_best = paddle.take_along_axis(work, best_anchor[:, None, :].expand([batch_size, num_gt, num_gt]),
+        free = paddle.take_along_axis(anchor_free, candidates.reshape([batch_size, -1]), axis=1)
+        best = free.reshape(candidates.shape).argmax(axis=2, keepdim=True)      # (B, G, 1): first free candidate
+        best_anchor = paddle.take_along_axis(candidates, best, axis=2)[:, :, 0]  # (B, G)
+        # column g: every free box's IoU with box g's best anchor -> the best box of that anchor
+        at_best = paddle.take_along_axis(jaccard, best_anchor[:, None, :].expand([batch_size, num_gt, num_gt]),
                                          axis=2)                                  # (B, G, G)
+        at_best = paddle.where(box_free[:, :, None], at_best, _DISCARDED)
         # box g is matched now when the best box of its best anchor is g itself
-        # (paddle's take_along_axis has no bool kernel: gather the mask as uint8)
-        dominant = (box_free & (at_best.argmax(axis=1) == box_ids)
-                    & paddle.take_along_axis(anchor_free.astype("uint8"), best_anchor, axis=1).astype("bool"))  # (B, G)
-        # write each dominant box's id at its anchor (the others at a spare column A, dropped)
-        slot = paddle.where(dominant, best_anchor, paddle.full_like(best_anchor, num_anchors))  # (B, G)
-        assigned = paddle.put_along_axis(paddle.full([batch_size, num_anchors + 1], UNMATCHED, dtype="int64"), slot,
-                                         box_ids.expand([batch_size, num_gt]), axis=1)[:, :num_anchors]  # (B, A)
-        taken = assigned >= 0                                                     # (B, A)
-        anchors_bbox_map = paddle.where(taken, assigned, anchors_bbox_map)
-        anchor_free = anchor_free & ~taken
-        box_free = box_free & ~dominant
+        pairs = paddle.nonzero(box_free & (at_best.argmax(axis=1) == box_ids))   # (n, 2): image, box
+        image, box = pairs[:, 0], pairs[:, 1]
+        anchor = best_anchor[image, box]
+        anchors_bbox_map[image, anchor] = box
+        anchor_free[image, anchor] = 0
+        box_free[image, box] = False
     return anchors_bbox_map
 
 
@@ -247,12 +259,14 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.astype(dtype)[:, :, None].expand([batch_size, num_anchors, 4])  # (B, A, 4)
-    index = anchors_bbox_map.clip(min=0)[:, :, None].expand([batch_size, num_anchors, 5])
-    rows = paddle.take_along_axis(labels, index, axis=1)                         # (B, A, 5)
-    class_labels = paddle.where(matched, rows[:, :, 0].astype("int64") + 1,
-                                paddle.full_like(anchors_bbox_map, BACKGROUND))  # (B, A)
-    assigned_bb = paddle.where(matched[:, :, None], rows[:, :, 1:], 0.0)         # (B, A, 4)
-    offset = _encode(anchors, assigned_bb, coding) * bbox_mask                   # (B, A, 4)
+    pairs = paddle.nonzero(matched)                                              # (M, 2): matched pairs only
+    image, anchor = pairs[:, 0], pairs[:, 1]
+    rows = labels[image, anchors_bbox_map[image, anchor]]                        # (M, 5)
+    class_labels = paddle.full([batch_size, num_anchors], BACKGROUND, dtype="int64")
+    offset = paddle.zeros([batch_size, num_anchors, 4], dtype=dtype)
+    if int(pairs.shape[0]):
+        class_labels[image, anchor] = rows[:, 0].astype("int64") + 1             # (B, A)
+        offset[image, anchor] = _encode(anchors[anchor], rows[:, 1:], coding)    # (B, A, 4), 0 where unmatched
     return offset.reshape([batch_size, -1]), bbox_mask.reshape([batch_size, -1]), class_labels
 
 
