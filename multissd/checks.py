@@ -15,7 +15,7 @@ from multissd.backends import to_host
 __all__ = [
     "shape_of", "box_shape", "box_values", "labels", "anchors", "positive_size_boxes",
     "threshold", "box_format", "prior_args", "nms_inputs", "batched_nms_inputs", "count",
-    "detection_inputs", "loss_inputs",
+    "detection_inputs", "per_class_detection_inputs", "loss_inputs",
 ]
 
 
@@ -211,6 +211,14 @@ def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
             raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
     return b, c, a
+
+
+def per_class_detection_inputs(cls_probs, offset_preds, anchors_, score_threshold, nms_threshold, topk_candidates,
+                               detections_per_image) -> tuple[int, int, int, float, float, int, int]:
+    """Check ``multibox_detection_per_class``'s arguments; returns ``(B, C, A)`` and the four options."""
+    return (*detection_inputs(cls_probs, offset_preds, anchors_), threshold(score_threshold, "score_threshold"),
+            threshold(nms_threshold, "nms_threshold"), count(topk_candidates, "topk_candidates"),
+            count(detections_per_image, "detections_per_image"))
 
 
 def loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks) -> tuple[int, int, int]:

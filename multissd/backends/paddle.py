@@ -379,11 +379,9 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
 @implements
 def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
                                  topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
-    batch_size, num_classes, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
-    score_threshold = checks.threshold(score_threshold, "score_threshold")
-    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
-    topk_candidates = checks.count(topk_candidates, "topk_candidates")
-    detections_per_image = checks.count(detections_per_image, "detections_per_image")
+    (batch_size, num_classes, num_anchors, score_threshold, nms_threshold, topk_candidates,
+     detections_per_image) = checks.per_class_detection_inputs(cls_probs, offset_preds, anchors, score_threshold,
+                                                               nms_threshold, topk_candidates, detections_per_image)
     anchors = anchors.reshape([num_anchors, 4]).astype(cls_probs.dtype)
     boxes = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding).clip(0, 1)  # (B, A, 4)
     object_probs = cls_probs[:, 1:]                                               # (B, C-1, A)
