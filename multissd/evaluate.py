@@ -166,5 +166,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``multissd-evaluate`` console script (the same as ``python -m multissd.evaluate``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -153,5 +153,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``multissd-predict`` console script (the same as ``python -m multissd.predict``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

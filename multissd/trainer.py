@@ -63,6 +63,7 @@ class TrainConfig:
     loss: dict = field(default_factory=lambda: asdict(LossConfig(box_weight=DEFAULT_BOX_WEIGHT)))
     threads: int | None = None
     compile: bool = False
+    sync_bn: bool = False              # with several processes: batch norm over the global batch
     spec: dict | None = None           # filled in from the data (number of classes)
     class_names: list | None = None
     image_size: list | None = None     # [height, width] of the training images (None: the data's)
@@ -176,8 +177,9 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, dict | None, dict | None]:
-    """The run folder and, when resuming, the saved config, weights and state."""
+def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple[TrainConfig, Path, dict | None, dict | None]:
+    """The run folder and, when resuming, the saved config, weights and state. ``create=False``
+    checks a new run's folder without creating it (the other processes of a distributed run)."""
     run = Path(config.out)
     if resume:
         saved = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
@@ -194,16 +196,23 @@ def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, d
     if run.exists() and any(run.iterdir()):
         raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
                          f"another --out")
-    run.mkdir(parents=True, exist_ok=True)
+    if create:
+        run.mkdir(parents=True, exist_ok=True)
     return config, run, None, None
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
-    """Train TinySSD as configured; returns the per-epoch history (also written to ``metrics.csv``)."""
-    from tqdm.auto import tqdm
+    """Train TinySSD as configured; returns the per-epoch history (also written to ``metrics.csv``).
 
-    config, run, weights, state = prepare_run(config, resume)
-    config.epochs = config.epochs or DEFAULT_EPOCHS
+    Launched by ``torchrun`` or ``paddle.distributed.launch`` with several processes, it trains one
+    model with the framework's data parallelism: each process takes its share of every global batch
+    of ``config.batch_size``, gradients are all-reduced by the framework, and only rank 0 writes the
+    run folder, logs and shows progress; evaluation runs once, on rank 0.
+    """
+    # tqdm's plain class: tqdm.auto's asyncio variant calls iter() on the loader when the bar is made, and a
+    # paddle DataLoader starts reading batches on iter() -- a second reader of the sampler beside the loop's
+    from tqdm import tqdm
+
     keep_freed_memory()
     backends.load(config.backend)
     adapter, nn = backends.load_train(config.backend), backends.load_nn(config.backend)
@@ -211,8 +220,34 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         adapter.make_optimizer(None, config.lr, config.weight_decay)  # raises the one-line error
     adapter.set_threads(config.threads)
     device = adapter.resolve_device(config.device)
+    rank, world_size = adapter.init_distributed(device)
+    main = rank == 0
+    history = _train(config, resume, progress and main, log if main else (lambda *args, **kwargs: None),
+                     adapter, nn, device, rank, world_size, tqdm)
+    adapter.barrier()  # rank 0 has drawn predictions.png; the processes leave together
+    adapter.shutdown()
+    return history
+
+
+def _train(config, resume, progress, log, adapter, nn, device, rank, world_size, tqdm) -> list[dict]:
+    main = rank == 0
+    if config.batch_size % world_size:
+        raise ValueError(f"--batch-size {config.batch_size} (the global batch) must be divisible by the number of "
+                         f"processes, {world_size}")
+    if config.compile and world_size > 1:
+        raise ValueError("--compile is not supported with several processes; leave it off")
+    # every process checks the run folder before rank 0 writes anything into it
+    config, run, weights, state = prepare_run(config, resume, create=False)
+    adapter.barrier()
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+    config.epochs = config.epochs or DEFAULT_EPOCHS
+    if not main:  # rank 0 draws (or checks) the dataset first, then the others read it
+        adapter.barrier()
     train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed, image_size=config.image_size,
                                          skip_bad=config.skip_bad, progress=log)
+    if main:
+        adapter.barrier()
     num_classes = len(train_split.class_names)
     spec = TinySSDSpec.from_json(json.dumps(config.spec)) if config.spec else TinySSDSpec(num_classes=num_classes)
     if spec.num_classes != num_classes:
@@ -221,17 +256,20 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     config.spec = json.loads(spec.to_json())
     config.image_size = [int(d) for d in train_split.images.shape[2:]]
     config.class_names = config.class_names or list(train_split.class_names)
-    (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    if main:
+        (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
-    net = nn.TinySSD(spec=spec, seed=config.seed)
+    model = nn.TinySSD(spec=spec, seed=config.seed)
     if weights is not None:
-        nn.set_weights(net, weights)
+        nn.set_weights(model, weights)
         if state.get("seed") != config.seed:
             log(f"warning: the checkpoint was made with seed {state.get('seed')}, the config says {config.seed}")
-    net = adapter.prepare(net, device, compile=config.compile)
+    net = adapter.distribute(adapter.prepare(model, device, compile=config.compile), device, config.sync_bn)
+    model = adapter.unwrap(net)  # what is evaluated and saved
     optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay)
     loss_config = config.loss_config()
-    sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed)
+    sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed, rank=rank,
+                                world_size=world_size)
     steps_per_epoch = sampler.global_batches()
     source = BatchSource(train_split.for_training(), AugmentConfig() if config.augment else None, config.seed)
     loader = adapter.make_loader(source, sampler, device)
@@ -240,10 +278,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     history = state["history"]
     if resume:
         log(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batches_done']}")
+    if world_size > 1:
+        log(f"data parallel: {world_size} processes, {config.batch_size // world_size} images each per step"
+            + (", synchronised batch norm" if config.sync_bn else ""))
     with _StopFlag() as stop:
         for epoch in range(state["epoch"], config.epochs):
             sampler.set_epoch(epoch, skip_batches=state["batches_done"])
             sums = np.asarray(state["sums"], dtype=np.float64)   # loss*n, n, cls_correct, cls_count, bbox_abs, bbox_count
+            local = np.zeros(6)  # this process's share of this epoch's sums (all processes' are added at the end)
             # a resumed epoch counts the time its first part took before the stop
             started, batch = time.perf_counter() - state.get("elapsed", 0.0), state["batches_done"]
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
@@ -258,33 +300,42 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
                         f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error}); the run stopped and "
                         f"kept its last good checkpoint in {run / CHECKPOINT}") from None
                 n = int(Y.shape[0])
-                sums += [stats["loss"] * n, n, stats["cls_correct"], stats["cls_count"], stats["bbox_abs"],
-                         stats["bbox_count"]]
+                local += [stats["loss"] * n, n, stats["cls_correct"], stats["cls_count"], stats["bbox_abs"],
+                          stats["bbox_count"]]
                 batch += 1
                 elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{sums[0] / sums[1]:.4f}", ex_s=f"{sums[1] / elapsed:.1f}")
-                if stop.requested:
+                shown = sums + local * world_size  # an estimate for the bar; exact figures at the epoch's end
+                bar.set_postfix(loss=f"{shown[0] / shown[1]:.4f}", ex_s=f"{shown[1] / elapsed:.1f}")
+                # every process stops after the same batch when Ctrl-C reached any of them
+                if (adapter.all_reduce([float(stop.requested)])[0] if world_size > 1 else stop.requested):
+                    sums += adapter.all_reduce(local)
                     state.update(epoch=epoch, batches_done=batch, sums=sums.tolist(), elapsed=elapsed)
-                    _save_checkpoint(run, nn, net, state)
+                    if main:
+                        _save_checkpoint(run, nn, model, state)
                     raise StopRequested(f"Stopped at epoch {epoch + 1}, batch {batch}; saved {run / CHECKPOINT}. "
                                         f"Continue with --resume {run}")
+            sums += adapter.all_reduce(local)
             seconds = time.perf_counter() - started
             row = dict(epoch=epoch + 1, loss=sums[0] / sums[1], class_err=1 - sums[2] / sums[3],
                        bbox_mae=sums[4] / sums[5], examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
-            row.update(evaluate(adapter, net, val_split, device, config.batch_size))
+            if main:
+                row.update(evaluate(adapter, model, val_split, device, config.batch_size))
             history.append(row)
             state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, elapsed=0.0, history=history)
-            _save_checkpoint(run, nn, net, state)
-            save_weights(net, run / "weights.safetensors")
-            _write_metrics(run / "metrics.csv", history)
-            from multissd.plots import plot_curves
-            plot_curves(history, run / "curves.png")
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}, class err {row['class_err']:.2e}, "
-                f"bbox mae {row['bbox_mae']:.2e} | val class err {row['val_class_err']:.2e}, "
-                f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}%, "
-                f"mAP@0.5 {row['val_map_50']:.3f} | "
-                f"{row['examples_per_s']:.1f} examples/s ({seconds:.0f} s)")
-    _plot_predictions(adapter, net, val_split, device, run, config.class_names)
+            if main:
+                _save_checkpoint(run, nn, model, state)
+                save_weights(model, run / "weights.safetensors")
+                _write_metrics(run / "metrics.csv", history)
+                from multissd.plots import plot_curves
+                plot_curves(history, run / "curves.png")
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}, class err {row['class_err']:.2e}, "
+                    f"bbox mae {row['bbox_mae']:.2e} | val class err {row['val_class_err']:.2e}, "
+                    f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}%, "
+                    f"mAP@0.5 {row['val_map_50']:.3f} | "
+                    f"{row['examples_per_s']:.1f} examples/s ({seconds:.0f} s)")
+            adapter.barrier()  # the others wait while rank 0 evaluates and saves
+    if main:
+        _plot_predictions(adapter, model, val_split, device, run, config.class_names)
     return history
 
 

@@ -70,3 +70,31 @@ def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
 
 def set_threads(threads: int | None) -> None:
     """NumPy's threads are set by its BLAS; nothing to do."""
+
+
+def init_distributed(device) -> tuple[int, int]:
+    """``(0, 1)``: the numpy backend does not train, in one process or several."""
+    return 0, 1
+
+
+def distribute(net, device, sync_bn: bool = False):
+    """``net`` itself."""
+    return net
+
+
+def unwrap(net):
+    """``net`` itself."""
+    return net
+
+
+def all_reduce(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64 (one process)."""
+    return np.asarray(values, np.float64)
+
+
+def barrier() -> None:
+    """Nothing to wait for."""
+
+
+def shutdown() -> None:
+    """Nothing to release."""

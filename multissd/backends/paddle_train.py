@@ -91,7 +91,8 @@ def set_lr(optimizer, lr: float) -> None:
 
 def train_step(net, optimizer, X, Y, loss_config, device):
     """One step of the book's loop; returns the same Python floats as torch's ``train_step``. A
-    non-finite loss raises ``FloatingPointError`` before the weights change."""
+    non-finite loss raises ``FloatingPointError`` before the weights change. Under
+    ``paddle.DataParallel`` paddle averages the gradients over the processes during ``backward``."""
     net.train()
     optimizer.clear_grad()
     anchors, cls_preds, bbox_preds = net(X)
@@ -126,3 +127,115 @@ def set_threads(threads: int | None) -> None:
     """CPU threads of paddle's math libraries (``None``: one per core). Paddle itself starts with
     one thread; two threads made the 2-core step 1.45x faster (12.0 s -> 8.2 s)."""
     paddle.base.core.set_num_threads(threads or cpu_count())
+
+
+# --------------------------------------------------------------------------------------------
+# Data parallelism: paddle.distributed.launch and paddle.DataParallel
+# --------------------------------------------------------------------------------------------
+
+def init_distributed(device) -> tuple[int, int]:
+    """Join the parallel environment ``paddle.distributed.launch`` started this process in ->
+    ``(rank, world_size)``; ``(0, 1)`` when it was not (``PADDLE_TRAINERS_NUM`` unset or 1)."""
+    import os
+    if int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) <= 1:
+        return 0, 1
+    import paddle.distributed as dist
+    global _GROUP
+    if not dist.is_initialized():
+        dist.init_parallel_env()
+        # multissd's own collectives (batch-norm statistics, metrics, the stop flag) get a communicator
+        # of their own, apart from the one paddle.DataParallel's gradient hooks use
+        _GROUP = dist.new_group(list(range(dist.get_world_size())))
+    return dist.get_rank(), dist.get_world_size()
+
+
+_GROUP = None  # the communicator of multissd's own collectives (see init_distributed)
+
+
+class _AllReduceSum(paddle.autograd.PyLayer):
+    """Sum across processes, with the gradient summed back (paddle's all_reduce has no gradient)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = x.clone()
+        paddle.distributed.all_reduce(out, group=_GROUP)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = grad.clone()
+        paddle.distributed.all_reduce(out, group=_GROUP)
+        return out
+
+
+class _SyncBatchNorm2D(nn.BatchNorm2D):
+    """Batch norm over the whole global batch on the CPU, where ``paddle.nn.SyncBatchNorm`` has no
+    kernel: the batch statistics are summed across processes with a differentiable all-reduce."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        channels = x.shape[1]
+        count = paddle.full([1], x.numel() // channels, dtype=x.dtype)
+        totals = _AllReduceSum.apply(paddle.concat([x.sum(axis=[0, 2, 3]), count]))   # (C + 1,): sums, N
+        n = totals[channels]
+        mean = totals[:channels] / n                                                   # (C,)
+        centred = x - mean.reshape([1, -1, 1, 1])                                      # (B, C, H, W)
+        var = _AllReduceSum.apply(centred.square().sum(axis=[0, 2, 3])) / n            # (C,) biased
+        m, count_value = self._torch_momentum, float(n)
+        with paddle.no_grad():
+            self._mean.set_value((1 - m) * self._mean + m * mean)
+            self._variance.set_value((1 - m) * self._variance + m * var * count_value / max(count_value - 1, 1.0))
+        scale = paddle.rsqrt(var + self._epsilon) * self.weight                        # (C,)
+        return centred * scale.reshape([1, -1, 1, 1]) + self.bias.reshape([1, -1, 1, 1])
+
+
+def _sync_batch_norm(layer, device):
+    """``layer`` with every batch norm synchronised across processes (weights and statistics kept)."""
+    if str(device).startswith("gpu"):
+        return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(layer)
+    for name, child in layer.named_children():
+        if isinstance(child, nn.BatchNorm2D):
+            synced = _SyncBatchNorm2D(child._num_features, eps=child._epsilon, momentum=child._torch_momentum)
+            synced.set_state_dict(child.state_dict())
+            setattr(layer, name, synced)
+        else:
+            _sync_batch_norm(child, device)
+    return layer
+
+
+def distribute(net, device, sync_bn: bool = False):
+    """``net`` wrapped in ``paddle.DataParallel`` when running in a parallel environment (gradients
+    all-reduced and averaged by paddle), with synchronised batch norm if asked; else ``net``."""
+    import paddle.distributed as dist
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return net
+    if sync_bn:
+        net = _sync_batch_norm(net, device)
+    return paddle.DataParallel(net)
+
+
+def unwrap(net):
+    """The model inside a ``paddle.DataParallel`` wrapper."""
+    return getattr(net, "_layers", net)
+
+
+def all_reduce(values: np.ndarray) -> np.ndarray:
+    """float64 ``values`` summed over the processes (themselves when there is one)."""
+    import paddle.distributed as dist
+    if not dist.is_initialized():
+        return np.asarray(values, np.float64)
+    tensor = paddle.to_tensor(np.asarray(values, np.float64))
+    dist.all_reduce(tensor, group=_GROUP)
+    return tensor.numpy()
+
+
+def barrier() -> None:
+    """Wait for every process (nothing to wait for with one)."""
+    import paddle.distributed as dist
+    if dist.is_initialized():
+        dist.barrier(group=_GROUP)
+
+
+def shutdown() -> None:
+    """Nothing to release: paddle's parallel environment ends with the process."""

@@ -119,3 +119,114 @@ def set_threads(threads: int | None) -> None:
     """Intra-op threads (``None``: torch's default, one per core)."""
     if threads:
         torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# Data parallelism: torchrun and DistributedDataParallel
+# --------------------------------------------------------------------------------------------
+
+def init_distributed(device) -> tuple[int, int]:
+    """Join the process group ``torchrun`` launched this process into -> ``(rank, world_size)``;
+    ``(0, 1)`` when it was not (``WORLD_SIZE`` unset or 1). NCCL on GPUs, gloo on the CPU."""
+    import os
+
+    import torch.distributed as dist
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_reduce_sum(x):
+    """Differentiable sum across processes (torch's ``torch.distributed.nn`` all_reduce, which warns
+    that it will move; its suggested replacement is private)."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
+
+
+class _SyncBatchNorm2d(torch.nn.BatchNorm2d):
+    """Batch norm over the whole global batch on the CPU, where ``torch.nn.SyncBatchNorm`` refuses
+    to run (it needs a GPU): the batch statistics are summed across processes with torch's
+    differentiable ``all_reduce``, so the gradients flow through them as in SyncBatchNorm."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        channels = x.shape[1]
+        count = torch.full((1,), x.numel() // channels, dtype=x.dtype)
+        totals = _all_reduce_sum(torch.cat([x.sum(dim=(0, 2, 3)), count]))           # (C + 1,): sums, N
+        n = totals[channels]
+        mean = totals[:channels] / n                                                   # (C,)
+        centred = x - mean[None, :, None, None]                                        # (B, C, H, W)
+        var = _all_reduce_sum(centred.square().sum(dim=(0, 2, 3))) / n                 # (C,) biased
+        with torch.no_grad():
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * n / max(float(n) - 1, 1.0))
+            self.num_batches_tracked += 1
+        scale = torch.rsqrt(var + self.eps) * self.weight                              # (C,)
+        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _sync_batch_norm(module, device):
+    """``module`` with every ``BatchNorm2d`` synchronised across processes (weights and statistics kept)."""
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            synced = _SyncBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum)
+            synced.load_state_dict(child.state_dict())
+            setattr(module, name, synced.to(device=child.weight.device, memory_format=torch.channels_last))
+        else:
+            _sync_batch_norm(child, device)
+    return module
+
+
+def distribute(net, device, sync_bn: bool = False):
+    """``net`` wrapped in ``DistributedDataParallel`` when running in a process group (gradients
+    all-reduced and averaged by torch), with synchronised batch norm if asked; else ``net``."""
+    import torch.distributed as dist
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return net
+    if sync_bn:
+        net = _sync_batch_norm(net, device)
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index or torch.cuda.current_device()]
+                                                     if device.type == "cuda" else None)
+
+
+def unwrap(net):
+    """The model inside a ``DistributedDataParallel`` (or compiled) wrapper."""
+    net = getattr(net, "module", net)
+    return getattr(net, "_orig_mod", net)
+
+
+def all_reduce(values: np.ndarray) -> np.ndarray:
+    """float64 ``values`` summed over the processes (themselves when there is one)."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        return np.asarray(values, np.float64)
+    tensor = torch.as_tensor(np.asarray(values, np.float64))
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
+def barrier() -> None:
+    """Wait for every process (nothing to wait for with one)."""
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group, if any."""
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
