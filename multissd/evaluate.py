@@ -118,8 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None,
                    help="the dataset: 'bananas' or 'fruit' (synthetic), or a folder (banana-detection, Pascal VOC or "
                         "COCO layout); default: the run's own, from config.json beside the weights, else bananas")
-    p.add_argument("--data-dir", default=None, help="where synthetic datasets are cached (default $MULTISSD_DATA, "
-                                                    "else ~/.cache/multissd)")
+    p.add_argument("--data-dir", default=None, help="where synthetic datasets are cached (default: the run's, else "
+                                                    "$MULTISSD_DATA, else ~/.cache/multissd)")
     p.add_argument("--split", choices=["val", "train"], default="val", help="which split to evaluate (default val)")
     p.add_argument("--backend", choices=["numpy", "torch", "paddle"], default=None,
                    help="framework to run the model with (default: the active backend)")
@@ -139,7 +139,8 @@ def main(argv=None) -> int:
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
         data = args.data if args.data is not None else config.get("data")
         image_size = config.get("image_size")
-        train, val = load_splits(data, args.data_dir, seed=config.get("seed", 0),
+        data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
+        train, val = load_splits(data, data_dir, seed=config.get("seed", 0),
                                  image_size=tuple(image_size) if image_size else None, skip_bad=args.skip_bad,
                                  progress=lambda message: print(message, file=sys.stderr))
         split = val if args.split == "val" else train
