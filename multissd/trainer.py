@@ -57,7 +57,7 @@ class TrainConfig:
     device: str = "auto"
     data: str | None = None            # None/"bananas", "fruit" or a folder (banana-detection, VOC, COCO)
     data_dir: str | None = None
-    augment: bool = True
+    augment: str = "light"             # "light" (flip, colour jitter), "ssd" (+ crop, zoom-out) or "none"
     skip_bad: bool = False
     out: str = "runs/tinyssd"
     loss: dict = field(default_factory=lambda: asdict(LossConfig(box_weight=DEFAULT_BOX_WEIGHT)))
@@ -72,6 +72,9 @@ class TrainConfig:
         return LossConfig(**self.loss)
 
     def __post_init__(self):
+        if isinstance(self.augment, bool):  # a config.json written when augmentation was on/off: SSD's or none
+            self.augment = "ssd" if self.augment else "none"
+        AugmentConfig.named(self.augment)  # raises on an unknown name
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"Expected lr_schedule to be one of {', '.join(LR_SCHEDULES)}; "
                              f"received {self.lr_schedule!r}")
@@ -190,7 +193,7 @@ def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple
         # A config written before the schedule (augmentation) existed was trained at the book's
         # constant rate (without augmentation).
         saved.setdefault("lr_schedule", "constant")
-        saved.setdefault("augment", False)
+        saved.setdefault("augment", "none")
         resumed = TrainConfig(**{**saved, "epochs": config.epochs or saved["epochs"], "out": str(run)})
         return resumed, run, weights, state
     if run.exists() and any(run.iterdir()):
@@ -271,7 +274,7 @@ def _train(config, resume, progress, log, adapter, nn, device, rank, world_size,
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed, rank=rank,
                                 world_size=world_size)
     steps_per_epoch = sampler.global_batches()
-    source = BatchSource(train_split.for_training(), AugmentConfig() if config.augment else None, config.seed)
+    source = BatchSource(train_split.for_training(), AugmentConfig.named(config.augment), config.seed)
     loader = adapter.make_loader(source, sampler, device)
 
     state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)

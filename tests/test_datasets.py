@@ -252,3 +252,20 @@ def test_batches_are_padded_to_their_largest_object_count():
     np.testing.assert_array_equal(trimmed[0], np.array([[2, 0.1, 0.1, 0.2, 0.2], [-1] * 5], np.float32))
     np.testing.assert_array_equal(trimmed[1], labels[1, :2])
     assert trim_padding(np.full((2, 4, 5), -1, np.float32)).shape == (2, 1, 5)
+
+
+def test_named_augmentations():
+    image, label = bright_square()
+    light = AugmentConfig.named("light")
+    for seed in range(20):
+        _, out = augment(image, label, np.random.default_rng(seed), light)
+        np.testing.assert_allclose(out[0, 3] - out[0, 1], label[0, 3] - label[0, 1], atol=1e-6)  # sizes kept
+        np.testing.assert_allclose(out[0, 4] - out[0, 2], label[0, 4] - label[0, 2], atol=1e-6)
+    assert AugmentConfig.named("ssd") == AugmentConfig() and AugmentConfig.named("none") is None
+    with pytest.raises(ValueError, match="Unknown augmentation 'heavy'; expected one of light, ssd, none"):
+        AugmentConfig.named("heavy")
+    from multissd.trainer import TrainConfig
+    assert TrainConfig(augment=True).augment == "ssd" and TrainConfig(augment=False).augment == "none"
+    from multissd.train import parser
+    assert parser().parse_args(["--no-augment"]).augment == "none"
+    assert parser().parse_args([]).augment == "light"

@@ -327,7 +327,7 @@ def test_train_and_evaluate_on_several_classes(tmp_path_factory, tmp_path, backe
     assert run_train(fruit, tmp_path / "run", "--image-size", "96", backend=backend) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["class_names"] == ["banana", "apple", "orange"] and config["spec"]["num_classes"] == 3
-    assert config["image_size"] == [96, 96] and config["augment"] is True
+    assert config["image_size"] == [96, 96] and config["augment"] == "light"
     from multissd import evaluate
     assert evaluate.main(["--weights", str(tmp_path / "run" / "weights.safetensors"), "--backend", backend]) == 0
     out = capsys.readouterr().out

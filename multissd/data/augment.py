@@ -21,6 +21,9 @@ MIN_IOUS = (None, 0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop modes; None keeps the w
 _STREAM = 0xA06  # separates the augmentation draws from other uses of the run's seed
 
 
+AUGMENTATIONS = ("light", "ssd", "none")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Probabilities and ranges of each augmentation (defaults: SSD's, with the zoom-out limited to
@@ -36,6 +39,14 @@ class AugmentConfig:
     max_zoom: float = 2.0
     crop: bool = True
     crop_trials: int = 50
+
+    @classmethod
+    def named(cls, name: str) -> "AugmentConfig | None":
+        """``"ssd"``: the whole recipe; ``"light"``: flip and colour jitter only (no crop, no zoom-out:
+        the objects keep their sizes); ``"none"``: ``None``."""
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
+        return {"ssd": cls(), "light": cls(zoom_out=0.0, crop=False), "none": None}[name]
 
 
 def _jitter(pixels: np.ndarray, rng, config: AugmentConfig) -> np.ndarray:
