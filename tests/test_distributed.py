@@ -75,11 +75,14 @@ def test_two_processes_train_the_same_model_as_one(backend, tiny_data, tmp_path,
                          "--out", str(tmp_path / "pred")]) == 0
 
 
-@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
-def test_a_killed_rank_makes_torchrun_fail_not_hang(tiny_data, tmp_path):
+@pytest.mark.parametrize("backend", [b for b in ("torch", "paddle") if b in BACKENDS])
+def test_a_killed_rank_makes_the_launcher_fail_not_hang(backend, tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = launcher("torch", 2) + ["--backend", "torch", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
-                                      "--batch-size", "4", "--epochs", "500", "--no-progress"]
+    command = launcher(backend, 2)
+    if backend == "paddle":
+        command = command[:3] + ["--log_dir", str(tmp_path / "paddle_logs")] + command[3:]
+    command += ["--backend", backend, "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--batch-size", "4",
+                "--epochs", "500", "--no-progress"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
