@@ -19,10 +19,12 @@ from multissd import predict, train
 from multissd.data import generate_bananas
 from multissd.weights import read_weights
 
-# Two processes with synchronised batch norm against one: the same global batch, the same seed.
-# Measured: largest difference 9e-6 (torch) and 6e-6 (paddle) of a tensor's largest value, from the
-# order of the floating-point reductions (the running variances differ most).
-TOLERANCE = 1e-4
+# Two processes with synchronised batch norm against one: the same global batch, the same seed,
+# two steps. What differs is the order of the floating-point reductions (the batch-norm statistics
+# of the 0..255 input's first layer and the first convolution's gradient, sums over many pixels, most).
+# Measured with the default (light) augmentation: largest |difference| of a parameter 1.4e-4 (torch;
+# 8e-5 without augmentation) and about 1e-6 (paddle); running variances within 6e-4 of their value.
+RTOL, ATOL = 1e-3, 5e-4
 COMMON = ["--batch-size", "4", "--epochs", "1", "--no-progress", "--sync-bn"]
 
 
@@ -48,11 +50,12 @@ def launch(backend, processes, args, cwd, timeout=240):
                           timeout=timeout)
 
 
-def largest_relative_difference(a_path, b_path) -> float:
+def assert_same_weights(a_path, b_path) -> None:
     a, _ = read_weights(a_path)
     b, _ = read_weights(b_path)
     assert a.keys() == b.keys()
-    return max(float(np.abs(a[k] - b[k]).max() / (np.abs(a[k]).max() + 1e-12)) for k in a)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=RTOL, atol=ATOL, err_msg=name)
 
 
 @pytest.mark.parametrize("backend", [b for b in ("torch", "paddle") if b in BACKENDS])
@@ -60,8 +63,7 @@ def test_two_processes_train_the_same_model_as_one(backend, tiny_data, tmp_path,
     assert train.main(["--backend", backend, "--data", str(tiny_data), "--out", str(tmp_path / "one"), *COMMON]) == 0
     done = launch(backend, 2, ["--data", str(tiny_data), "--out", str(tmp_path / "two"), *COMMON], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert largest_relative_difference(tmp_path / "one" / "weights.safetensors",
-                                       tmp_path / "two" / "weights.safetensors") < TOLERANCE
+    assert_same_weights(tmp_path / "one" / "weights.safetensors", tmp_path / "two" / "weights.safetensors")
     # rank 0 alone wrote the run folder; its metrics count every image once
     (one,), (two,) = (list(csv.DictReader(open(tmp_path / name / "metrics.csv"))) for name in ("one", "two"))
     for key in ("loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50", "val_map_50"):
