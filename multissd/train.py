@@ -120,7 +120,8 @@ def main(argv=None) -> int:
                              threads=args.threads, compile=args.compile, image_size=image_size, sync_bn=args.sync_bn)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:
-        print(stopped, file=sys.stderr)
+        if str(stopped):
+            print(stopped, file=sys.stderr)
         return 130
     except NonFiniteLoss as error:
         print(f"error: {error}", file=sys.stderr)

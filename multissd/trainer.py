@@ -313,8 +313,9 @@ def _train(config, resume, progress, log, adapter, nn, device, rank, world_size,
                 if (adapter.all_reduce([float(stop.requested)])[0] if world_size > 1 else stop.requested):
                     sums += adapter.all_reduce(local)
                     state.update(epoch=epoch, batches_done=batch, sums=sums.tolist(), elapsed=elapsed)
-                    if main:
-                        _save_checkpoint(run, nn, model, state)
+                    if not main:
+                        raise StopRequested("")  # rank 0 saves and says so
+                    _save_checkpoint(run, nn, model, state)
                     raise StopRequested(f"Stopped at epoch {epoch + 1}, batch {batch}; saved {run / CHECKPOINT}. "
                                         f"Continue with --resume {run}")
             sums += adapter.all_reduce(local)
