@@ -63,13 +63,14 @@ def report(result: dict, class_names) -> str:
              "AP small {map_small:.4f}   medium {map_medium:.4f}   large {map_large:.4f}   AR@100 {mar_100:.4f}".format(
                  **result), "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'VOC07 AP50':>12}"]
     for k, class_id in enumerate(result["classes"]):
-        lines.append(f"{_name(class_names, int(class_id)):<16}{result['map_per_class'][k]:>8.4f}"
+        lines.append(f"{class_name(class_names, int(class_id)):<16}{result['map_per_class'][k]:>8.4f}"
                      f"{result['map_50_per_class'][k]:>8.4f}{result['voc07_ap_50_per_class'][k]:>12.4f}")
     lines.append("(-1: no ground truth to measure it)")
     return "\n".join(lines)
 
 
-def _name(class_names, class_id: int) -> str:
+def class_name(class_names, class_id: int) -> str:
+    """The name of ``class_id`` (0-based object class) in ``class_names``, else ``"class N"``."""
     if class_names and 0 <= class_id < len(class_names):
         return class_names[class_id]
     return f"class {class_id}"
@@ -78,7 +79,7 @@ def _name(class_names, class_id: int) -> str:
 def to_json(result: dict, class_names) -> dict:
     """The figures of :func:`mean_average_precision` as plain JSON (per-class AP keyed by class name)."""
     out = {key: float(result[key]) for key in SUMMARY_KEYS}
-    out["per_class"] = {_name(class_names, int(c)): {"ap": float(result["map_per_class"][k]),
+    out["per_class"] = {class_name(class_names, int(c)): {"ap": float(result["map_per_class"][k]),
                                                       "ap50": float(result["map_50_per_class"][k]),
                                                       "voc07_ap50": float(result["voc07_ap_50_per_class"][k]),
                                                       "ar100": float(result["mar_100_per_class"][k])}
@@ -96,7 +97,7 @@ def plot_pr_curves(result: dict, class_names, path) -> Path:
         if not at_50.size or result["map_50_per_class"][k] < 0:
             continue
         precision = result["precision"][at_50[0], :, k, 0, -1]  # (101,) area all, 100 detections
-        ax.plot(RECALL_THRESHOLDS, precision, label=f"{_name(class_names, int(class_id))} "
+        ax.plot(RECALL_THRESHOLDS, precision, label=f"{class_name(class_names, int(class_id))} "
                                                      f"(AP50 {result['map_50_per_class'][k]:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")

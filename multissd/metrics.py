@@ -21,6 +21,8 @@ import numbers
 
 import numpy as np
 
+from multissd.backends import to_host
+
 __all__ = ["COCO_IOU_THRESHOLDS", "RECALL_THRESHOLDS", "MAX_DETECTIONS", "AREA_RANGES",
            "mean_average_precision"]
 
@@ -40,12 +42,7 @@ def _array(d: dict, key: str, where: str, dtype, shape_tail=(), required=True, n
             raise ValueError(f"{where} has no {key!r}; expected a dict with 'boxes', 'labels'"
                              + (" and 'scores'" if where.startswith("preds") else ""))
         return None
-    value = d[key]
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a paddle tensor
-        value = value.numpy()
-    value = np.asarray(value)
+    value = np.asarray(to_host(d[key]))  # torch and paddle tensors too
     if value.size == 0:
         value = value.reshape((0, *shape_tail))
     if value.ndim != 1 + len(shape_tail) or value.shape[1:] != tuple(shape_tail):

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from multissd import backends
-from multissd.evaluate import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
+from multissd.evaluate import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES, class_name
 from multissd.weights import load_model
 
 DEFAULT_IMAGE_SIZE = (256, 256)
@@ -100,17 +100,11 @@ def draw(image: Image.Image, rows, class_names, path: Path, threshold: float = D
     ax.axis("off")
     for low, color in ((False, "w"), (True, "yellow")):
         chosen = rows[(rows[:, 1] < threshold) == low]
-        labels = [f"{_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
+        labels = [f"{class_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
         draw_boxes(ax, chosen[:, 2:], labels, color=color)
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _name(class_names, class_id: int) -> str:
-    if class_names and 0 <= class_id < len(class_names):
-        return class_names[class_id]
-    return f"class {class_id}"
 
 
 def main(argv=None) -> int:
@@ -144,7 +138,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for path, image, rows in results:
         for row in rows:
-            print(json.dumps({"image": str(path), "class": _name(class_names, int(row[0])), "class_id": int(row[0]),
+            print(json.dumps({"image": str(path), "class": class_name(class_names, int(row[0])), "class_id": int(row[0]),
                               "score": round(float(row[1]), 4),
                               "box": [round(float(v), 1) for v in row[2:]],
                               "below_threshold": bool(row[1] < args.threshold)}))
