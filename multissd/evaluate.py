@@ -26,30 +26,41 @@ SCORE_THRESHOLD, NMS_THRESHOLD, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE = 0.01, 0.
 SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "voc07_map_50")
 
 
-def split_detections(adapter, net, split, device, batch_size: int = 32) -> tuple[list[dict], list[dict]]:
-    """Run ``net`` over ``split`` and post-process per class.
-
-    Returns ``(preds, targets)`` for :func:`mean_average_precision`, boxes in pixels: per image
-    ``{"boxes" (N, 4), "scores" (N,), "labels" (N,)}`` and ``{"boxes" (M, 4), "labels" (M,),
-    "iscrowd" (M,)}`` (crowd regions and VOC difficult objects flagged, so that they are ignored).
-    """
+def batch_detections(anchors, cls_probs, bbox_preds, image_size) -> list[dict]:
+    """Per-class detections of one batch of model outputs (NumPy, as ``adapter.predict`` returns
+    them), boxes in pixels of ``image_size`` ``(H, W)``: one ``{"boxes" (N, 4), "scores" (N,),
+    "labels" (N,)}`` per image, the input :func:`mean_average_precision` takes."""
     ref = backends.load("numpy")
+    height, width = image_size
+    scale = np.array([width, height, width, height], np.float64)
+    return [{"boxes": image["boxes"].astype(np.float64) * scale, "scores": image["scores"], "labels": image["labels"]}
+            for image in ref.multibox_detection_per_class(cls_probs, bbox_preds, anchors, SCORE_THRESHOLD,
+                                                          NMS_THRESHOLD, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE)]
+
+
+def split_targets(split) -> list[dict]:
+    """The ground truth of ``split`` for :func:`mean_average_precision`, boxes in pixels: per image
+    ``{"boxes" (M, 4), "labels" (M,), "iscrowd" (M,)}`` (crowd regions and VOC difficult objects
+    flagged, so that they are ignored)."""
     height, width = split.images.shape[2:]
     scale = np.array([width, height, width, height], np.float64)
-    preds, targets = [], []
-    for start in range(0, len(split), batch_size):
-        images = split.images[start:start + batch_size].astype(np.float32)
-        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
-        for image in ref.multibox_detection_per_class(cls_probs, bbox_preds, anchors, SCORE_THRESHOLD, NMS_THRESHOLD,
-                                                      TOPK_CANDIDATES, DETECTIONS_PER_IMAGE):
-            preds.append({"boxes": image["boxes"].astype(np.float64) * scale, "scores": image["scores"],
-                          "labels": image["labels"]})
+    targets = []
     for i in range(len(split)):
         label = split.labels[i]
         real = label[:, 0] >= 0
         targets.append({"boxes": label[real, 1:].astype(np.float64) * scale, "labels": label[real, 0].astype(np.int64),
                         "iscrowd": split.ignored(i)[real].astype(np.int64)})
-    return preds, targets
+    return targets
+
+
+def split_detections(adapter, net, split, device, batch_size: int = 32) -> tuple[list[dict], list[dict]]:
+    """Run ``net`` over ``split`` and post-process per class: ``(preds, targets)`` for
+    :func:`mean_average_precision` (see :func:`batch_detections` and :func:`split_targets`)."""
+    preds = []
+    for start in range(0, len(split), batch_size):
+        images = split.images[start:start + batch_size].astype(np.float32)
+        preds.extend(batch_detections(*adapter.predict(net, images, device), images.shape[2:]))
+    return preds, split_targets(split)
 
 
 def evaluate_split(adapter, net, split, device, batch_size: int = 32) -> dict:

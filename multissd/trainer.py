@@ -116,19 +116,21 @@ def _top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
 def evaluate(adapter, net, split, device, batch_size: int = 32) -> dict:
     """Validation figures: class error, bbox MAE (the book's, on validation data), top-1 IoU>=0.5
     rate and mAP@0.5 (COCO's AP at IoU 0.5, per-class detections: see :mod:`multissd.evaluate`)."""
-    from multissd.evaluate import evaluate_split
+    from multissd.evaluate import batch_detections, split_targets
+    from multissd.metrics import mean_average_precision
     ref, ref_nn = backends.load("numpy"), backends.load_nn("numpy")
     totals = np.zeros(4)  # cls_correct, cls_count, bbox_abs, bbox_count
-    hits = []
+    hits, preds = [], []
     for start in range(0, len(split), batch_size):
         images = split.images[start:start + batch_size].astype(np.float32)
         labels = split.labels[start:start + batch_size]
-        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)  # one forward pass serves all figures
         bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
         totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
                    ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]
         hits.extend(_top1_hits(anchors, cls_probs, bbox_preds, labels))
-    val_map_50 = evaluate_split(adapter, net, split, device, batch_size)["map_50"]
+        preds.extend(batch_detections(anchors, cls_probs, bbox_preds, images.shape[2:]))
+    val_map_50 = mean_average_precision(preds, split_targets(split))["map_50"]
     return dict(val_class_err=1 - totals[0] / totals[1], val_bbox_mae=totals[2] / totals[3],
                 val_top1_iou50=float(np.mean(hits)) if hits else 0.0, val_map_50=val_map_50)
 
