@@ -17,7 +17,6 @@ the boxes: the ranges (32**2, 96**2) assume pixels.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from multissd.backends.numpy import box_iou
 from multissd.data.folder import PADDING
 
 MIN_IOUS = (None, 0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop modes; None keeps the whole image
@@ -73,15 +74,6 @@ def _zoom_out(pixels, boxes, rng, config: AugmentConfig):
     return canvas, boxes + np.array([left, top, left, top], boxes.dtype)
 
 
-def _box_iou(box, boxes):
-    """IoU of one box (4,) with ``boxes`` (n, 4), corner pixels -> (n,)."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return inter / np.maximum(union, 1e-12)
-
-
 def _crop(pixels, boxes, classes, rng, config: AugmentConfig):
     """SSD's random crop: ``(pixels, boxes, classes)`` of a patch, or the inputs unchanged."""
     min_iou = MIN_IOUS[int(rng.integers(len(MIN_IOUS)))]
@@ -96,7 +88,7 @@ def _crop(pixels, boxes, classes, rng, config: AugmentConfig):
         patch = np.array([left, top, left + w, top + h])
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         inside = ((centres > patch[:2]) & (centres < patch[2:])).all(axis=1)  # (n,)
-        if not inside.any() or _box_iou(patch, boxes[inside]).max() < min_iou:
+        if not inside.any() or box_iou(patch[None], boxes[inside]).max() < min_iou:
             continue
         x0, y0, x1, y1 = int(left), int(top), int(np.ceil(left + w)), int(np.ceil(top + h))
         kept = np.clip(boxes[inside], [x0, y0, x0, y0], [x1, y1, x1, y1]) - np.array([x0, y0, x0, y0])

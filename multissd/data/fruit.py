@@ -10,10 +10,10 @@ overlap one with IoU above 0.4. Determined by ``(seed, split, index)``, like the
 from __future__ import annotations
 
 import colorsys
-import math
 
 import numpy as np
 
+from multissd.backends.numpy import box_iou
 from multissd.data.synthetic import IMAGE_SIZE, _background, _banana_layers, _clutter
 
 CLASS_NAMES = ("banana", "apple", "orange")
@@ -61,13 +61,6 @@ def _box(coverage: np.ndarray):
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
 
 
-def _iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def render_fruit(rng, size: int = IMAGE_SIZE):
     """Draw one image: ``(uint8 (size, size, 3), boxes (n, 4) int pixels, classes (n,) int)``, 1 <= n <= 6."""
     image = _background(rng, size)
@@ -84,7 +77,7 @@ def render_fruit(rng, size: int = IMAGE_SIZE):
             continue
         coverage, colour = layers
         box = _box(coverage)
-        if box is None or any(_iou(box, other) > 0.4 for other in boxes):
+        if box is None or (boxes and box_iou(box[None], np.stack(boxes)).max() > 0.4):
             continue
         solid = coverage >= 0.5
         if any((mask & solid).sum() > 0.5 * mask.sum() for mask in masks):  # would hide most of a fruit
