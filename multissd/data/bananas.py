@@ -35,6 +35,13 @@ def cache_dir(data_dir=None) -> Path:
     return Path.home() / ".cache" / "multissd"
 
 
+def _synthetic(kind: str) -> tuple[str, int, tuple]:
+    """``SYNTHETIC[kind]``, or a ``ValueError`` naming the kinds there are."""
+    if kind not in SYNTHETIC:
+        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
+    return SYNTHETIC[kind]
+
+
 def _render(kind: str, seed: int, split: str, index: int, image_size: int):
     """One image of a synthetic dataset: ``(uint8 (H, W, 3), boxes (n, 4) pixels, classes (n,))``."""
     if kind == "fruit":
@@ -58,9 +65,7 @@ def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = No
     temporary folder and renamed, and a marker file is written last, so an interrupted run leaves
     no dataset that looks complete.
     """
-    if kind not in SYNTHETIC:
-        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
-    _, version, class_names = SYNTHETIC[kind]
+    _, version, class_names = _synthetic(kind)
     folder = Path(folder)
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -85,9 +90,7 @@ def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = No
 
 def synthetic_bananas_dir(data_dir=None, seed: int = 0, sizes=None, progress=None, kind: str = "bananas") -> Path:
     """The folder of the synthetic dataset ``kind`` for ``seed``, generated first if it is not there yet."""
-    if kind not in SYNTHETIC:
-        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
-    prefix, version, _ = SYNTHETIC[kind]
+    prefix, version, _ = _synthetic(kind)
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     suffix = "" if sizes == SPLIT_SIZES else "-" + "-".join(f"{k}{v}" for k, v in sizes.items())
     folder = cache_dir(data_dir) / f"{prefix}-v{version}-seed{seed}{suffix}"

@@ -29,13 +29,6 @@ from multissd.data.voc import is_voc, read_voc
 DEFAULT_IMAGE_SIZE = (256, 256)
 
 
-def describe(data) -> str:
-    """What ``data`` names, in words (for messages)."""
-    if data is None or data in SYNTHETIC:
-        return f"the synthetic {data or 'bananas'} dataset"
-    return str(data)
-
-
 def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_bad: bool = False,
                 progress=None) -> tuple[DetectionSplit, DetectionSplit]:
     """``(train, val)`` of the dataset ``data`` (see the module docstring), images ``image_size`` ``(H, W)``."""
