@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BACKENDS
 
-from multissd import predict, train, trainer
+from multissd import backends, predict, train, trainer
 from multissd.data import generate_bananas
 from multissd.weights import read_weights
 
@@ -44,7 +44,8 @@ def test_training_smoke_writes_every_artefact(tiny_data, tmp_path, backend, caps
     assert len(rows) == 1 and set(rows[0]) == set(trainer.METRIC_COLUMNS)
     assert float(rows[0]["examples_per_s"]) > 0 and np.isfinite(float(rows[0]["loss"]))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["backend"] == backend and config["lr"] == 0.2 and config["image_size"] == [64, 64]
+    assert config["backend"] == backend and config["image_size"] == [64, 64] and config["recipe"] == "ssd"
+    assert (config["lr"], config["momentum"], config["loss"]["neg_pos_ratio"]) == (0.002, 0.9, 3.0)
     out = capsys.readouterr()
     assert "epoch 1/1: loss" in out.out and "examples/s" in out.out
 
@@ -272,6 +273,37 @@ def test_learning_rate_schedules():
 def test_compile_is_refused_on_paddle_with_the_reason(tiny_data, tmp_path, capsys):
     assert run_train(tiny_data, tmp_path / "run", "--compile", backend="paddle") == 2
     assert "--compile is available with --backend torch only" in capsys.readouterr().err
+
+
+def test_book_recipe_gives_the_book_hyperparameters_and_options_override_it(tiny_data, tmp_path):
+    assert run_train(tiny_data, tmp_path / "book", "--recipe", "book", "--box-weight", "30") == 0
+    config = json.loads((tmp_path / "book" / "config.json").read_text())
+    assert (config["recipe"], config["lr"], config["momentum"], config["lr_schedule"], config["augment"]) == \
+        ("book", 0.2, 0.0, "constant", "none")
+    assert config["loss"]["neg_pos_ratio"] is None and config["loss"]["box_weight"] == 30.0
+    assert run_train(tiny_data, tmp_path / "nomining", "--neg-pos-ratio", "0", "--lr", "0.01") == 0
+    config = json.loads((tmp_path / "nomining" / "config.json").read_text())
+    assert config["loss"]["neg_pos_ratio"] is None and config["lr"] == 0.01 and config["momentum"] == 0.9
+
+
+@pytest.mark.parametrize("backend", TRAINERS)
+def test_momentum_buffers_are_checkpointed_and_restored(tiny_data, tmp_path, backend):
+    assert run_train(tiny_data, tmp_path / "run", backend=backend) == 0
+    weights, state = trainer.load_checkpoint(tmp_path / "run")
+    assert set(state["momentum"]) == {n for n in weights if "running" not in n and "num_batches" not in n}
+    adapter, nn = backends.load_train(backend), backends.load_nn(backend)
+    model = nn.TinySSD(1, seed=0)
+    optimizer = adapter.make_optimizer(model, 0.1, 0.0, 0.9)
+    adapter.set_momentum(optimizer, model, state["momentum"])
+    # a step with zero gradients moves each parameter by -lr * momentum * buffer
+    before = nn.get_weights(model)
+    images = np.zeros((1, 3, 64, 64), np.float32)
+    anchors, cls_preds, bbox_preds = model(backends.load(backend).asarray(images))
+    ((cls_preds * 0).sum() + (bbox_preds * 0).sum()).backward()
+    optimizer.step()
+    after = nn.get_weights(model)
+    name = "blk_0.0.0.weight"
+    np.testing.assert_allclose(after[name] - before[name], -0.1 * 0.9 * state["momentum"][name], rtol=1e-4, atol=1e-7)
 
 
 def test_constant_schedule_is_saved_and_the_book_default_documented(tiny_data, tmp_path):

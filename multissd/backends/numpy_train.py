@@ -40,8 +40,18 @@ def prepare(net, device, compile: bool = False):
     return net
 
 
-def make_optimizer(net, lr: float, weight_decay: float):
+def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
     """Raises ``ValueError``: the numpy backend cannot train."""
+    raise ValueError(_CANNOT_TRAIN)
+
+
+def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
+    """No optimiser: NumPy does not train."""
+    raise ValueError(_CANNOT_TRAIN)
+
+
+def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
+    """No optimiser: NumPy does not train."""
     raise ValueError(_CANNOT_TRAIN)
 
 

@@ -79,9 +79,35 @@ def prepare(net, device, compile: bool = False):
     return net
 
 
-def make_optimizer(net, lr: float, weight_decay: float):
-    """The book's optimiser: SGD with (L2) weight decay, as torch's."""
+def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
+    """The book's optimiser: SGD with (L2) weight decay (and, if asked, heavy-ball momentum), as torch's."""
+    if momentum:  # velocity = momentum * velocity + grad; param -= lr * velocity: torch's rule
+        return paddle.optimizer.Momentum(learning_rate=lr, momentum=momentum, parameters=net.parameters(),
+                                         weight_decay=weight_decay)
     return paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters(), weight_decay=weight_decay)
+
+
+def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
+    """The SGD momentum buffers (paddle's "velocity" accumulators) by parameter name (``model``
+    unwrapped); empty without momentum or before the first step. The checkpoint keeps them so that
+    a resumed run continues exactly."""
+    if not isinstance(optimizer, paddle.optimizer.Momentum):
+        return {}
+    state = optimizer.state_dict()
+    buffers = {}
+    for name, param in model.named_parameters():
+        velocity = state.get(f"{param.name}_velocity_0")
+        if velocity is not None and not param.stop_gradient:
+            buffers[name] = velocity.numpy().copy()
+    return buffers
+
+
+def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
+    """Restore :func:`get_momentum`'s buffers into a fresh optimiser of ``model``."""
+    state = {f"{param.name}_velocity_0": paddle.to_tensor(buffers[name])
+             for name, param in model.named_parameters() if name in buffers}
+    if state:
+        optimizer.set_state_dict(state)
 
 
 def set_lr(optimizer, lr: float) -> None:

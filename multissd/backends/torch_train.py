@@ -63,9 +63,28 @@ def prepare(net, device, compile: bool = False):
     return torch.compile(net) if compile else net
 
 
-def make_optimizer(net, lr: float, weight_decay: float):
-    """The book's optimiser: SGD with weight decay."""
-    return torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay)
+def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
+    """The book's optimiser: SGD with weight decay (and, if asked, heavy-ball momentum)."""
+    return torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
+
+
+def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
+    """The SGD momentum buffers by parameter name (``model`` unwrapped); empty without momentum or
+    before the first step. The checkpoint keeps them so that a resumed run continues exactly."""
+    buffers = {}
+    for name, param in model.named_parameters():
+        buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+        if buffer is not None:
+            buffers[name] = buffer.detach().cpu().numpy().copy()
+    return buffers
+
+
+def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
+    """Restore :func:`get_momentum`'s buffers into a fresh optimiser of ``model``."""
+    for name, param in model.named_parameters():
+        if name in buffers:
+            optimizer.state[param]["momentum_buffer"] = torch.tensor(buffers[name], device=param.device,
+                                                                     dtype=param.dtype)  # a copy
 
 
 def set_lr(optimizer, lr: float) -> None:
