@@ -4,12 +4,13 @@ from __future__ import annotations
 from multissd.data.augment import AugmentConfig, BatchSource, augment
 from multissd.data.bananas import bananas, cache_dir, generate_bananas, synthetic_bananas_dir
 from multissd.data.folder import DetectionSplit, read_split, write_split
+from multissd.data.fruit import example_image
 from multissd.data.datasets import load_splits
 from multissd.data.sampler import EpochBatchSampler
 
 __all__ = ["load_data_bananas", "bananas", "cache_dir", "generate_bananas", "synthetic_bananas_dir",
            "DetectionSplit", "read_split", "write_split", "EpochBatchSampler", "load_splits", "AugmentConfig",
-           "BatchSource", "augment"]
+           "BatchSource", "augment", "example_image"]
 
 
 def load_data_bananas(batch_size: int, data=None, data_dir=None, seed: int = 0):

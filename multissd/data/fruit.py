@@ -94,3 +94,15 @@ def render_fruit(rng, size: int = IMAGE_SIZE):
 def fruit_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """The generator that draws image ``index`` of ``split``: independent of every other image."""
     return np.random.default_rng([int(seed), SPLIT_IDS[split], int(index)])
+
+
+def example_image(seed: int = 0, height: int = 561, width: int = 728):
+    """A fruit scene the size of the book's ``catdog.jpg`` (561 x 728), the documentation's stand-in
+    for it (nothing is downloaded): ``(uint8 (height, width, 3), boxes (n, 4) float whole
+    pixels [xmin, ymin, xmax, ymax], names (n,) of str)``. Drawn square at ``width`` and resized."""
+    from PIL import Image
+
+    image, boxes, classes = render_fruit(np.random.default_rng(seed), size=width)
+    image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    boxes = (boxes * np.array([1, height / width, 1, height / width])).round()  # (n, 4) whole pixels, resized
+    return image, boxes, [CLASS_NAMES[c] for c in classes]

@@ -1,0 +1,160 @@
+"""Run the code of the documentation pages, tab by tab, as a reader would.
+
+A page's Python blocks run in page order, in one namespace per (page, backend): a block inside a
+Material tab (``=== "NumPy"``, ``=== "PyTorch"``, ``=== "Paddle"``) runs for that tab's backend
+only, a block outside tabs for every backend. A ````text`` block right after a Python block (in the
+same tab) is the output the page shows: the block's printed output must equal it line by line.
+Each run happens in a fresh working folder; the figures a page's code saves there are the ones
+the page shows from ``figures/``.
+
+    python tests/doc_pages.py            # run every page on every installed backend, refresh docs/figures
+    python tests/doc_pages.py anchors    # one page
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FIGURES = DOCS / "figures"
+TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
+_TAB = re.compile(r'^=== "([^"]+)"\s*$')
+_FENCE = re.compile(r"^(\s*)```(\w*)")
+_FIGURE = re.compile(r"!\[[^\]]*\]\(figures/([^)\s]+)\)")
+
+
+@dataclass
+class Block:
+    """One fenced block: ``kind`` "python" or "text", ``backend`` (None outside tabs), its code and line."""
+
+    kind: str
+    backend: str | None
+    code: str
+    line: int
+    output: str | None = None  # for python blocks: the text block that follows, if any
+
+
+def parse(page: Path) -> list[Block]:
+    """The python blocks of ``page`` (each with the output block that follows it), in page order."""
+    lines = page.read_text().splitlines()
+    blocks: list[Block] = []
+    backend, i = None, 0
+    while i < len(lines):
+        line = lines[i]
+        tab = _TAB.match(line)
+        if tab:
+            if tab.group(1) not in TABS:
+                raise ValueError(f"{page.name}:{i + 1}: unknown tab {tab.group(1)!r}; expected one of {list(TABS)}")
+            backend = TABS[tab.group(1)]
+        elif line and not line.startswith(" "):
+            backend = None  # text at the margin closes the tab group
+        fence = _FENCE.match(line)
+        if fence:
+            indent, kind = fence.group(1), fence.group(2)
+            if backend is not None and len(indent) < 4:
+                backend = None
+            body, start = [], i + 1
+            i += 1
+            while i < len(lines) and lines[i].strip() != "```":
+                body.append(lines[i][len(indent):])
+                i += 1
+            if i == len(lines):
+                raise ValueError(f"{page.name}:{start}: unclosed code block")
+            code = "\n".join(body) + "\n"
+            if kind == "python":
+                blocks.append(Block("python", backend, code, start))
+            elif kind == "text" and blocks and blocks[-1].backend == backend and blocks[-1].output is None:
+                blocks[-1].output = code
+        i += 1
+    return blocks
+
+
+def backends_of(blocks: list[Block]) -> list[str | None]:
+    """The backends a page's code runs on: its tabs'; ``[None]`` (one run, no backend chosen) when
+    it has no tabs."""
+    tabbed = {b.backend for b in blocks if b.backend}
+    return [name for name in TABS.values() if name in tabbed] if tabbed else [None]
+
+
+def figures_of(page: Path) -> list[str]:
+    """The ``figures/NAME`` images ``page`` shows."""
+    return _FIGURE.findall(page.read_text())
+
+
+def run_page(page: Path, backend: str | None, workdir: Path) -> int:
+    """Run ``page``'s blocks for ``backend`` (``None``: the blocks outside tabs only) in
+    ``workdir``; returns how many blocks ran. Raises ``AssertionError`` naming the page and line
+    when a block fails or its output differs from the page's."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    namespace: dict = {"__name__": f"docs.{page.stem}"}
+    ran = 0
+    old = Path.cwd()
+    os.chdir(workdir)
+    try:
+        for block in parse(page):
+            if block.backend not in (None, backend):
+                continue
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                try:
+                    exec(compile(block.code, f"{page.name}:{block.line}", "exec"), namespace)
+                except Exception as error:
+                    raise AssertionError(f"{page.name}:{block.line} ({backend}): {type(error).__name__}: "
+                                         f"{error}") from error
+            if block.output is not None:
+                got = [line.rstrip() for line in out.getvalue().rstrip().splitlines()]
+                want = [line.rstrip() for line in block.output.rstrip().splitlines()]
+                assert got == want, (f"{page.name}:{block.line} ({backend}) printed\n" + "\n".join(got) +
+                                     "\nbut the page shows\n" + "\n".join(want))
+            plt.close("all")
+            ran += 1
+    finally:
+        os.chdir(old)
+    return ran
+
+
+def pages() -> list[Path]:
+    """The documentation pages that hold Python code."""
+    return sorted(p for p in DOCS.glob("*.md") if any(b.kind == "python" for b in parse(p)))
+
+
+def main(argv: list[str]) -> int:
+    from multissd import backends
+
+    chosen = [p for p in pages() if not argv or p.stem in argv]
+    FIGURES.mkdir(exist_ok=True)
+    failed = False
+    for page in chosen:
+        for backend in backends_of(parse(page)):
+            if backend is not None and not backends.is_installed(backend):
+                print(f"{page.name}: {backend} not installed, skipped")
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    run_page(page, backend, Path(tmp))
+                except AssertionError as error:  # report and go on to the next page
+                    print(f"FAILED {error}")
+                    failed = True
+                    continue
+                for name in figures_of(page):
+                    if not (Path(tmp) / name).is_file():
+                        raise SystemExit(f"{page.name} shows figures/{name}, which its {backend} code did not save")
+                    if backend == backends_of(parse(page))[0]:
+                        shutil.copyfile(Path(tmp) / name, FIGURES / name)
+            print(f"{page.name}: {backend or 'no tabs'} ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(DOCS.parent))
+    raise SystemExit(main(sys.argv[1:]))
