@@ -268,4 +268,6 @@ def test_named_augmentations():
     assert TrainConfig(augment=True).augment == "ssd" and TrainConfig(augment=False).augment == "none"
     from multissd.train import parser
     assert parser().parse_args(["--no-augment"]).augment == "none"
-    assert parser().parse_args([]).augment == "light"
+    from multissd.trainer import RECIPES
+    assert parser().parse_args([]).augment is None  # taken from the recipe: light for the default, none for the book
+    assert TrainConfig().augment == RECIPES["ssd"]["augment"] == "light" and RECIPES["book"]["augment"] == "none"

@@ -53,7 +53,7 @@ def test_parser_reads_tabs_and_outputs(tmp_path):
     assert [(b.backend, b.output) for b in blocks] == [(None, None), ("numpy", "2\n"), ("torch", None)]
     assert run_page(page, "numpy", tmp_path) == 2
     page.write_text('=== "NumPy"\n\n    ```python\n    print(3)\n    ```\n\n    ```text\n    4\n    ```\n')
-    with pytest.raises(AssertionError, match="page.md:4 \\(numpy\\) printed\n3\nbut the page shows\n4"):
+    with pytest.raises(AssertionError, match="page.md:3 \\(numpy\\) printed\n3\nbut the page shows\n4"):
         run_page(page, "numpy", tmp_path)
     page.write_text('=== "Julia"\n\n    ```python\n    pass\n    ```\n')
     with pytest.raises(ValueError, match="unknown tab 'Julia'"):
