@@ -45,6 +45,15 @@ def draw_boxes(ax, boxes, labels=None, color="w", text_color="k") -> None:
                     bbox=dict(facecolor=color, lw=0))
 
 
+def show_bboxes(axes, bboxes, labels=None, colors=("b", "g", "r", "m", "c")) -> None:
+    """The book's ``show_bboxes``: corner boxes ``(N, 4)`` in pixels on a matplotlib axis, each in
+    the next of ``colors`` (cycled), with optional labels (black text on white boxes, else white)."""
+    for i, bbox in enumerate(np.reshape(bboxes, (-1, 4))):
+        color = colors[i % len(colors)]
+        label = [labels[i]] if labels is not None and i < len(labels) else None
+        draw_boxes(axes, bbox, label, color=color, text_color="k" if color == "w" else "w")
+
+
 def plot_detections(images, detections, truths, path, columns: int = 4, class_names=None) -> Path:
     """A grid of images (uint8 ``(H, W, 3)``) with predicted boxes (white, with scores) and true
     boxes (green). ``detections`` per image: rows ``[class, score, x1, y1, x2, y2]`` in pixels."""

@@ -3,6 +3,7 @@ checked; every figure a page shows is drawn by the page's own code; ``mkdocs bui
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,7 @@ def test_parser_reads_tabs_and_outputs(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed (extra [docs])")
 def test_mkdocs_build_strict(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                            cwd=DOCS.parent, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",
-                                                                                  **__import__("os").environ})
+                            cwd=DOCS.parent, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tmp_path / "site" / "anchors" / "index.html").read_text()
     assert 'class="tabbed-set' in html and "PyTorch" in html and "Paddle" in html
