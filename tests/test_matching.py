@@ -186,6 +186,33 @@ def test_multibox_target_ties_cross_backend(other, ref, seed):
     assert_close(actual[0], expected[0])
 
 
+def _grid_boxes(rng, n, cells):
+    """(n, 4) boxes with corners on a ``cells`` x ``cells`` grid: many exactly equal IoUs."""
+    lo = rng.integers(0, cells, (n, 2))
+    hi = lo + 1 + rng.integers(0, cells - lo, (n, 2))
+    return (np.concatenate([lo, hi], axis=1) / cells).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_multibox_target_grid_ties_cross_backend(other, ref, seed):
+    # Coarse grids, as many boxes as anchors or more, padding rows, one class per box slot (so that a
+    # box matched to the wrong anchor shows in the class labels). Earlier vectorised versions went
+    # wrong here once every anchor was taken while boxes were left.
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        cells, num_anchors = int(rng.choice([2, 3, 4])), int(rng.integers(1, 20))
+        batch, num_gt = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+        anchors = _grid_boxes(rng, num_anchors, cells)[None]
+        classes = np.broadcast_to(np.arange(num_gt, dtype=np.float32)[None, :, None] % 5, (batch, num_gt, 1))
+        labels = np.concatenate([classes, _grid_boxes(rng, batch * num_gt, cells).reshape(batch, num_gt, 4)], 2)
+        labels[rng.random((batch, num_gt)) < 0.2] = -1
+        expected = ref.multibox_target(anchors, labels)
+        actual = target(other, anchors, labels)
+        assert_same(actual[2], expected[2])
+        assert_same(actual[1], expected[1])
+        assert_close(actual[0], expected[0])
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_assign_cross_backend(other, ref, seed):
     rng = np.random.default_rng(seed)

@@ -148,12 +148,14 @@ def box_iou(boxes1, boxes2):
 def _pairwise_iou(boxes1, boxes2):
     """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
 
-    Each coordinate is compared on its own, so every intermediate is contiguous along M (a
-    vectorised inner loop over the anchors when M is the anchors)."""
+    Each coordinate is first copied into its own contiguous ``(..., N)`` / ``(..., M)`` vector, so
+    that every broadcast below runs over a contiguous inner axis (a vectorised loop over the
+    anchors when M is the anchors)."""
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
-    b1, b2 = boxes1[..., :, None, :], boxes2[..., None, :, :]                          # (..., N, 1, 4), (..., 1, M, 4)
-    widths = (paddle.minimum(b1[..., 2], b2[..., 2]) - paddle.maximum(b1[..., 0], b2[..., 0])).clip(min=0)  # (..., N, M)
-    heights = (paddle.minimum(b1[..., 3], b2[..., 3]) - paddle.maximum(b1[..., 1], b2[..., 1])).clip(min=0)  # (..., N, M)
+    x1a, y1a, x2a, y2a = (c.unsqueeze(-1) for c in paddle.unbind(boxes1, axis=-1))    # (..., N, 1) each
+    x1b, y1b, x2b, y2b = (c.unsqueeze(-2) for c in paddle.unbind(boxes2, axis=-1))    # (..., 1, M) each
+    widths = (paddle.minimum(x2a, x2b) - paddle.maximum(x1a, x1b)).clip(min=0)         # (..., N, M)
+    heights = (paddle.minimum(y2a, y2b) - paddle.maximum(y1a, y1b)).clip(min=0)        # (..., N, M)
     inter_areas = widths * heights                                                    # (..., N, M)
     union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas           # (..., N, M)
     nonempty = union_areas > 0
@@ -181,51 +183,51 @@ def _assign(jaccard, is_object, iou_threshold):
     round matches, in every image at once, all pairs that are the largest entry of both their row
     and their column among what is left (ties: lower index) -- the same pairs, in effect, that the
     greedy loop would pick, since greedy takes such a pair before anything that could block it.
-    A box's match is one of its ``G`` best anchors (at most ``G - 1`` are taken before it), so the
-    rounds search only those candidates -- widened to every anchor tied with the ``G``-th -- in the
-    order (IoU descending, anchor ascending), and read full columns only at the chosen anchors.
+    A box's best free anchor is the first maximum of its row over the anchors not yet taken; after
+    the first round only the rows of the boxes still free are searched again.
     """
     batch_size, num_gt, num_anchors = (int(d) for d in jaccard.shape)
     anchors_bbox_map = paddle.full([batch_size, num_anchors], UNMATCHED, dtype="int64")
     if num_anchors == 0 or num_gt == 0 or not bool(is_object.any()):
         return anchors_bbox_map
-    # Every anchor whose best IoU reaches the threshold takes that box.
-    live = jaccard if bool(is_object.all()) else paddle.where(is_object[:, :, None], jaccard, _DISCARDED)  # (B, G, A)
-    max_ious, indices = live.amax(axis=1), live.argmax(axis=1)                  # (B, A); ties: lower box
-    anchors_bbox_map = paddle.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
-    # Each box's candidate anchors, best first, equal IoUs by anchor index.
-    k = min(num_gt, num_anchors)
-    values, candidates = paddle.topk(live, min(k + 1, num_anchors), axis=2)     # (B, G, k+1); ties in any order
-    if k < num_anchors and bool(paddle.masked_select(values[:, :, k] == values[:, :, k - 1], is_object).any()):
-        # anchors tied with a k-th best may lie beyond the k+1: take every anchor >= a k-th best
-        tied = int(paddle.masked_select((live >= values[:, :, k - 1:k]).astype("int64").sum(axis=2), is_object).max())
-        values, candidates = paddle.topk(live, tied, axis=2)
-    by_anchor = paddle.argsort(candidates, axis=2, stable=True)
-    values = paddle.take_along_axis(values, by_anchor, axis=2)
-    candidates = paddle.take_along_axis(candidates, by_anchor, axis=2)
-    by_value = paddle.argsort(values, axis=2, descending=True, stable=True)
-    candidates = paddle.take_along_axis(candidates, by_value, axis=2)           # (B, G, K)
+    if not bool(is_object.all()):
+        jaccard = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)      # padding rows: (B, G, A)
+    # Every anchor whose best IoU reaches the threshold takes that box (ties: lower box); amax runs
+    # vectorised, and the box is then looked up for those few anchors only.
+    positive = paddle.nonzero(jaccard.amax(axis=1) >= iou_threshold)             # (p, 2): image, anchor
+    if positive.shape[0]:
+        image, anchor = positive[:, 0], positive[:, 1]
+        box_ids = paddle.arange(num_gt, dtype="int64")
+        columns = paddle.stack([image[:, None].expand([-1, num_gt]), box_ids[None].expand([len(image), -1]),
+                                anchor[:, None].expand([-1, num_gt])], axis=2)  # (p, G, 3): image, box, anchor
+        anchors_bbox_map[image, anchor] = paddle.gather_nd(jaccard, columns).argmax(axis=1)  # (p, G) -> (p,)
     # Then greedy one-to-one matching, in rounds.
+    best_iou, best_anchor = jaccard.amax(axis=2), jaccard.argmax(axis=2)        # (B, G); ties: lower anchor
     box_ids = paddle.arange(num_gt, dtype="int64")[None]                         # (1, G)
-    anchor_free = paddle.ones([batch_size, num_anchors], dtype="int32")          # paddle gathers no bool: 0/1
-    box_free = is_object.clone()
-    for _ in range(k):
-        if not bool(box_free.any()):
-            break
-        free = paddle.take_along_axis(anchor_free, candidates.reshape([batch_size, -1]), axis=1)
-        best = free.reshape(candidates.shape).argmax(axis=2, keepdim=True)      # (B, G, 1): first free candidate
-        best_anchor = paddle.take_along_axis(candidates, best, axis=2)[:, :, 0]  # (B, G)
+    box_free = is_object.clone()                                                 # (B, G)
+    anchor_taken = paddle.zeros([batch_size, num_anchors], dtype="bool")
+    for _ in range(min(num_gt, num_anchors)):
         # column g: every free box's IoU with box g's best anchor -> the best box of that anchor
         at_best = paddle.take_along_axis(jaccard, best_anchor[:, None, :].expand([batch_size, num_gt, num_gt]),
                                          axis=2)                                  # (B, G, G)
         at_best = paddle.where(box_free[:, :, None], at_best, _DISCARDED)
-        # box g is matched now when the best box of its best anchor is g itself
-        pairs = paddle.nonzero(box_free & (at_best.argmax(axis=1) == box_ids))   # (n, 2): image, box
+        # box g is matched now when its best anchor is free and the best box of that anchor is g
+        matched = box_free & (best_iou > _DISCARDED) & (at_best.argmax(axis=1) == box_ids)  # (B, G)
+        pairs = paddle.nonzero(matched)                                          # (n, 2): image, box
+        if pairs.shape[0] == 0:  # every anchor is taken
+            break
         image, box = pairs[:, 0], pairs[:, 1]
         anchor = best_anchor[image, box]
         anchors_bbox_map[image, anchor] = box
-        anchor_free[image, anchor] = 0
-        box_free[image, box] = False
+        anchor_taken[image, anchor] = True
+        box_free = box_free & ~matched
+        pairs = paddle.nonzero(box_free)                                         # (m, 2): boxes left
+        if pairs.shape[0] == 0:
+            break
+        image, box = pairs[:, 0], pairs[:, 1]
+        rows = paddle.where(anchor_taken[image], paddle.full([], _DISCARDED, jaccard.dtype),
+                            jaccard[image, box])                                 # (m, A)
+        best_iou[image, box], best_anchor[image, box] = rows.amax(axis=1), rows.argmax(axis=1)  # (m,), (m,)
     return anchors_bbox_map
 
 

@@ -148,19 +148,21 @@ def box_iou(boxes1, boxes2):
 def _pairwise_iou(boxes1, boxes2):
     """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
 
-    Each coordinate is compared on its own, so every intermediate is contiguous along M (a
-    vectorised inner loop over the anchors when M is the anchors), and the (..., N, M)
-    intermediates are updated in place: one allocation for the widths, one for the heights."""
+    Each coordinate is first copied into its own contiguous ``(..., N)`` / ``(..., M)`` vector, so
+    that every broadcast below runs over a contiguous inner axis (vectorised; a strided ``[..., k]``
+    view there is several times slower), and the (..., N, M) intermediates are updated in place
+    in two buffers."""
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
-    b1, b2 = boxes1[..., :, None, :], boxes2[..., None, :, :]                          # (..., N, 1, 4), (..., 1, M, 4)
-    inter = torch.minimum(b1[..., 2], b2[..., 2])                                      # (..., N, M)
-    inter -= torch.maximum(b1[..., 0], b2[..., 0])
-    inter.clamp_(min=0)                                                                # widths
-    heights = torch.minimum(b1[..., 3], b2[..., 3])
-    heights -= torch.maximum(b1[..., 1], b2[..., 1])
-    inter *= heights.clamp_(min=0)                                                     # intersection areas
-    union = torch.add(areas1[..., :, None], areas2[..., None, :], out=heights)        # (..., N, M), reuses heights
-    union -= inter
+    x1a, y1a, x2a, y2a = (c.contiguous()[..., :, None] for c in boxes1.unbind(-1))    # (..., N, 1) each
+    x1b, y1b, x2b, y2b = (c.contiguous()[..., None, :] for c in boxes2.unbind(-1))    # (..., 1, M) each
+    inter = torch.minimum(x2a, x2b)                                                    # (..., N, M)
+    other = torch.maximum(x1a, x1b)
+    inter.sub_(other).clamp_(min=0)                                                    # widths
+    heights = torch.minimum(y2a, y2b, out=other)
+    heights.sub_(torch.maximum(y1a, y1b)).clamp_(min=0)
+    inter.mul_(heights)                                                                # intersection areas
+    union = torch.add(areas1[..., :, None], areas2[..., None, :], out=heights)        # (..., N, M), reuses it
+    union.sub_(inter)
     return torch.nan_to_num_(inter.div_(union), nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
 
 
@@ -178,55 +180,50 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
 
 def _assign(jaccard, is_object, iou_threshold):
     """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
-    contiguous axis) -> int64 ``(B, A)``.
+    contiguous axis) -> int64 ``(B, A)``. Padding rows of ``jaccard`` are overwritten.
 
     ``is_object`` ``(B, G)`` is False for padding rows, which are never matched. The book's greedy
     loop (take the largest IoU, discard its row and column, repeat) is computed in rounds: each
     round matches, in every image at once, all pairs that are the largest entry of both their row
     and their column among what is left (ties: lower index) -- the same pairs, in effect, that the
     greedy loop would pick, since greedy takes such a pair before anything that could block it.
-    A box's match is one of its ``G`` best anchors (at most ``G - 1`` are taken before it), so the
-    rounds search only those candidates -- widened to every anchor tied with the ``G``-th -- in the
-    order (IoU descending, anchor ascending), and read full columns only at the chosen anchors.
+    A box's best free anchor is the first maximum of its row over the anchors not yet taken; after
+    the first round only the rows of the boxes still free are searched again.
     """
     batch_size, num_gt, num_anchors = jaccard.shape
     device = jaccard.device
     anchors_bbox_map = torch.full((batch_size, num_anchors), UNMATCHED, dtype=torch.long, device=device)
     if num_anchors == 0 or num_gt == 0 or not is_object.any():
         return anchors_bbox_map
-    # Every anchor whose best IoU reaches the threshold takes that box.
-    live = jaccard if is_object.all() else jaccard.masked_fill(~is_object[:, :, None], _DISCARDED)  # (B, G, A)
-    max_ious, indices = live.max(dim=1)                                          # (B, A); ties: lower box
-    anchors_bbox_map = torch.where(max_ious >= iou_threshold, indices, anchors_bbox_map)
-    # Each box's candidate anchors, best first, equal IoUs by anchor index.
-    k = min(num_gt, num_anchors)
-    values, candidates = live.topk(min(k + 1, num_anchors), dim=2)              # (B, G, k+1); ties in any order
-    if k < num_anchors and bool((values[:, :, k] == values[:, :, k - 1])[is_object].any()):
-        # anchors tied with a k-th best may lie beyond the k+1: take every anchor >= a k-th best
-        tied = int((live >= values[:, :, k - 1:k]).sum(dim=2)[is_object].max())
-        values, candidates = live.topk(tied, dim=2)
-    by_anchor = torch.sort(candidates, dim=2, stable=True).indices
-    values, candidates = values.gather(2, by_anchor), candidates.gather(2, by_anchor)
-    by_value = torch.sort(values, dim=2, descending=True, stable=True).indices
-    candidates = candidates.gather(2, by_value)                                  # (B, G, K)
+    if not is_object.all():
+        jaccard.masked_fill_(~is_object[:, :, None], _DISCARDED)                # padding rows: (B, G, A)
+    # Every anchor whose best IoU reaches the threshold takes that box (ties: lower box); amax runs
+    # vectorised, and the box is then looked up for those few anchors only.
+    image, anchor = (jaccard.amax(dim=1) >= iou_threshold).nonzero(as_tuple=True)  # (p,), (p,)
+    anchors_bbox_map[image, anchor] = jaccard[image, :, anchor].argmax(dim=1)    # (p, G) -> (p,)
     # Then greedy one-to-one matching, in rounds.
+    best_iou, best_anchor = jaccard.max(dim=2)                                   # (B, G); ties: lower anchor
     box_ids = torch.arange(num_gt, device=device)[None]                          # (1, G)
-    anchor_free = torch.ones((batch_size, num_anchors), dtype=torch.bool, device=device)
-    box_free = is_object.clone()
-    for _ in range(k):
-        if not box_free.any():
-            break
-        free = anchor_free.gather(1, candidates.reshape(batch_size, -1)).reshape(candidates.shape)  # (B, G, K)
-        best_anchor = candidates.gather(2, free.to(torch.uint8).argmax(dim=2, keepdim=True))[:, :, 0]  # (B, G)
+    box_free = is_object.clone()                                                 # (B, G)
+    anchor_taken = torch.zeros((batch_size, num_anchors), dtype=torch.bool, device=device)
+    for _ in range(min(num_gt, num_anchors)):
         # column g: every free box's IoU with box g's best anchor -> the best box of that anchor
         at_best = torch.gather(jaccard, 2, best_anchor[:, None, :].expand(-1, num_gt, -1))  # (B, G, G)
-        at_best = at_best.masked_fill(~box_free[:, :, None], _DISCARDED)
-        # box g is matched now when the best box of its best anchor is g itself
-        image, box = (box_free & (at_best.argmax(dim=1) == box_ids)).nonzero(as_tuple=True)  # (n,), (n,)
+        at_best.masked_fill_(~box_free[:, :, None], _DISCARDED)
+        # box g is matched now when its best anchor is free and the best box of that anchor is g
+        matched = box_free & (best_iou > _DISCARDED) & (at_best.argmax(dim=1) == box_ids)  # (B, G)
+        image, box = matched.nonzero(as_tuple=True)                              # (n,), (n,)
+        if len(image) == 0:  # every anchor is taken
+            break
         anchor = best_anchor[image, box]
         anchors_bbox_map[image, anchor] = box
-        anchor_free[image, anchor] = False
-        box_free[image, box] = False
+        anchor_taken[image, anchor] = True
+        box_free &= ~matched
+        image, box = box_free.nonzero(as_tuple=True)                             # (m,), (m,): boxes left
+        if len(image) == 0:
+            break
+        rows = jaccard[image, box].masked_fill_(anchor_taken[image], _DISCARDED)  # (m, A)
+        best_iou[image, box], best_anchor[image, box] = rows.max(dim=1)          # (m,), (m,)
     return anchors_bbox_map
 
 
