@@ -8,7 +8,7 @@
 
 The book's model, data, batch (32), weight decay (5e-4), cross-entropy and L1 losses; trained by
 default with the SSD paper's recipe (--recipe ssd: SGD with momentum 0.9 at lr 0.002, hard negative
-mining 3:1, a cosine decay, flips and colour jitter), which makes the default 12-epoch run (13-16
+mining 3:1, a cosine decay, flips and colour jitter), which makes the default 12-epoch run (12-16
 minutes on a 2-core CPU with torch, depending on the machine) a detector with a validation mAP@0.5
 above 0.9. --recipe book gives the book's own hyper-parameters (plain SGD at lr
 0.2, every anchor in the loss, a fixed rate, no augmentation). Options given beside a recipe
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
                    help="framework to train with (default: $MULTISSD_BACKEND, else the first installed of torch, "
                         "paddle); numpy cannot train")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"passes over the training set (default {DEFAULT_EPOCHS}: 13-16 minutes on a 2-core CPU "
+                   help=f"passes over the training set (default {DEFAULT_EPOCHS}: 12-16 minutes on a 2-core CPU "
                         f"with torch, depending on the machine; the book's full run is 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,

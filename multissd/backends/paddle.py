@@ -195,12 +195,9 @@ def _assign(jaccard, is_object, iou_threshold):
     # Every anchor whose best IoU reaches the threshold takes that box (ties: lower box); amax runs
     # vectorised, and the box is then looked up for those few anchors only.
     positive = paddle.nonzero(jaccard.amax(axis=1) >= iou_threshold)             # (p, 2): image, anchor
-    if positive.shape[0]:
+    if positive.shape[0]:  # paddle refuses to assign through empty indices
         image, anchor = positive[:, 0], positive[:, 1]
-        box_ids = paddle.arange(num_gt, dtype="int64")
-        columns = paddle.stack([image[:, None].expand([-1, num_gt]), box_ids[None].expand([len(image), -1]),
-                                anchor[:, None].expand([-1, num_gt])], axis=2)  # (p, G, 3): image, box, anchor
-        anchors_bbox_map[image, anchor] = paddle.gather_nd(jaccard, columns).argmax(axis=1)  # (p, G) -> (p,)
+        anchors_bbox_map[image, anchor] = jaccard[image, :, anchor].argmax(axis=1)  # (p, G) -> (p,)
     # Then greedy one-to-one matching, in rounds.
     best_iou, best_anchor = jaccard.amax(axis=2), jaccard.argmax(axis=2)        # (B, G); ties: lower anchor
     box_ids = paddle.arange(num_gt, dtype="int64")[None]                         # (1, G)

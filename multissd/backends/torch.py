@@ -151,7 +151,7 @@ def _pairwise_iou(boxes1, boxes2):
     Each coordinate is first copied into its own contiguous ``(..., N)`` / ``(..., M)`` vector, so
     that every broadcast below runs over a contiguous inner axis (vectorised; a strided ``[..., k]``
     view there is several times slower), and the (..., N, M) intermediates are updated in place
-    in two buffers."""
+    where they can be."""
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
     x1a, y1a, x2a, y2a = (c.contiguous()[..., :, None] for c in boxes1.unbind(-1))    # (..., N, 1) each
     x1b, y1b, x2b, y2b = (c.contiguous()[..., None, :] for c in boxes2.unbind(-1))    # (..., 1, M) each
