@@ -5,20 +5,19 @@ the tensors of any backend and dispatches on their type. ``import multissd`` imp
 nor paddle: a backend's framework is imported on first use.
 """
 from multissd.backends import BackendNotAvailableError, available_backends
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX_FORMATS, NOT_DETECTED, PADDING,
+                            UNMATCHED, OffsetCoding, asarray, assign_anchor_to_bbox, batched_nms, box_area,
+                            box_center_to_corner, box_convert, box_corner_to_center, box_iou, multibox_detection,
+                            multibox_detection_per_class, multibox_prior, multibox_target, nms, offset_boxes,
+                            offset_inverse, to_numpy)
 from multissd.config import get_backend, use_backend
-from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX_FORMATS,
-                               NOT_DETECTED, PADDING, UNMATCHED, OffsetCoding, asarray,
-                               assign_anchor_to_bbox, batched_nms, box_area, box_center_to_corner,
-                               box_convert, box_corner_to_center, box_iou, multibox_detection,
-                               multibox_detection_per_class, multibox_prior, multibox_target, nms,
-                               offset_boxes, offset_inverse, to_numpy)
-from multissd.model_spec import TinySSDSpec, init_weights
-from multissd.nn_contract import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor,
-                                  binary_focal_loss, blk_forward, calc_loss, cls_eval, cls_predictor,
-                                  concat_preds, cross_entropy, down_sample_blk, flatten_pred, focal_loss,
-                                  get_blk, get_weights, set_weights, smooth_l1_loss)
-from multissd.weights import load_model, load_weights, save_weights
 from multissd.data import load_data_bananas
+from multissd.model import TinySSDSpec, init_weights
+from multissd.nn import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor, binary_focal_loss,
+                         blk_forward, calc_loss, cls_eval, cls_predictor, concat_preds, cross_entropy,
+                         down_sample_blk, flatten_pred, focal_loss, get_blk, get_weights, set_weights,
+                         smooth_l1_loss)
+from multissd.weights import load_model, load_weights, save_weights
 
 __version__ = "0.1.0"
 

@@ -1,22 +1,36 @@
-"""Input validation shared by every backend: one place for the rules and the error messages.
+"""Argument rules of the contracts: one place for the rules and the error messages.
 
-Checks read shapes directly and values through a host copy (:func:`multissd.backends.to_host`),
-so they are written once for all frameworks. Each raises ``ValueError`` (bad shape or value) or
-``TypeError`` (bad type) with a message naming the argument, what was received and what was expected.
+Each contract function of :mod:`multissd.boxes` and :mod:`multissd.nn` names its rule here (the
+``*_args`` functions, called with the call's arguments by keyword); the contract's ``implements``
+runs it once per call, before the backend's code (see :mod:`multissd.dispatch`). A rule raises
+``ValueError`` (bad shape or value) or ``TypeError`` (bad type) with a message naming the argument,
+what was received and what was expected, and may return normalised arguments (a threshold as a
+``float``, anchor sizes as a list of floats).
+
+Shapes are read directly. Values (finite coordinates, ordered corners, integer classes) are read on
+the host (:func:`host_values`): for NumPy arrays and tensors in CPU memory always; for a tensor on an
+accelerator only when ``MULTISSD_CHECK_DEVICE_VALUES=1`` -- otherwise reading them would copy the
+tensor to the host and wait for the device, a sync in the middle of every training step.
 """
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
-from multissd.backends import to_host
+from multissd.backends._registry import on_host, to_host
 
-__all__ = [
-    "shape_of", "box_shape", "box_values", "labels", "anchors", "positive_size_boxes",
-    "threshold", "box_format", "prior_args", "nms_inputs", "batched_nms_inputs", "count",
-    "detection_inputs", "per_class_detection_inputs", "loss_inputs",
-]
+DEVICE_VALUES_ENV = "MULTISSD_CHECK_DEVICE_VALUES"
+"""Set to 1 to check the values of tensors on an accelerator too (a debug switch: it syncs with the device)."""
+
+
+def host_values(x) -> np.ndarray | None:
+    """``x``'s numbers as NumPy for a value check, or ``None`` when ``x`` lives on an accelerator and
+    :data:`DEVICE_VALUES_ENV` is not set (read at call time)."""
+    if on_host(x) or os.environ.get(DEVICE_VALUES_ENV, "").strip() in ("1", "true", "yes"):
+        return to_host(x)
+    return None
 
 
 def shape_of(x, name: str) -> tuple[int, ...]:
@@ -43,9 +57,10 @@ def box_shape(boxes, name: str, ndim: int | None = 2) -> tuple[int, ...]:
 
 def box_values(boxes, name: str) -> None:
     """Check that corner boxes ``(..., 4)`` are finite with ``xmin <= xmax`` and ``ymin <= ymax``."""
-    host = to_host(boxes).reshape(-1, 4)
-    if host.size == 0:
+    host = host_values(boxes)
+    if host is None or host.size == 0:
         return
+    host = host.reshape(-1, 4)
     finite = np.isfinite(host).all(axis=1)
     if not finite.all():
         i = int(np.argmin(finite))
@@ -62,7 +77,10 @@ def box_values(boxes, name: str) -> None:
 
 def positive_size_boxes(boxes, name: str) -> None:
     """Check that corner boxes ``(..., 4)`` are finite with positive width and height."""
-    host = to_host(boxes).reshape(-1, 4)
+    host = host_values(boxes)
+    if host is None:
+        return
+    host = host.reshape(-1, 4)
     bad = ~np.isfinite(host).all(axis=1) | ~(host[:, 2] > host[:, 0]) | ~(host[:, 3] > host[:, 1])
     if bad.any():
         i = int(np.argmax(bad))
@@ -71,7 +89,7 @@ def positive_size_boxes(boxes, name: str) -> None:
             f"is {_fmt(host[i])}")
 
 
-def labels(labels) -> tuple[int, int]:
+def target_labels(labels) -> tuple[int, int]:
     """Check target labels ``(B, G, 5)``; returns ``(B, G)``.
 
     Padding rows (class -1) may hold anything; object rows need an integer class >= 0 and a finite
@@ -82,8 +100,8 @@ def labels(labels) -> tuple[int, int]:
         raise ValueError(
             "Expected target labels of shape [B, G, 5] with rows [class, xmin, ymin, xmax, ymax] "
             f"(class -1 for padding); received shape {list(shape)}")
-    host = to_host(labels)
-    if host.size == 0:
+    host = host_values(labels)
+    if host is None or host.size == 0:
         return shape[0], shape[1]
     cls = host[..., 0]
     finite_cls = np.isfinite(cls)
@@ -104,7 +122,7 @@ def labels(labels) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
-def anchors(anchors, name: str = "anchors") -> int:
+def anchor_boxes(anchors, name: str = "anchors") -> int:
     """Check anchors ``(1, A, 4)`` or ``(A, 4)`` with positive sizes; returns ``A``."""
     shape = shape_of(anchors, name)
     if not (len(shape) == 2 or (len(shape) == 3 and shape[0] == 1)) or shape[-1] != 4:
@@ -123,11 +141,10 @@ def threshold(value, name: str, low: float = 0.0, high: float = 1.0) -> float:
     return value
 
 
-def box_format(fmt, name: str) -> str:
-    """Check a box format string."""
-    from multissd.contract import BOX_FORMATS
-    if fmt not in BOX_FORMATS:
-        raise ValueError(f"Unknown box format. Expected {name} to be one of {list(BOX_FORMATS)}; received {fmt!r}")
+def box_format(fmt, name: str, formats) -> str:
+    """Check a box format string against ``formats``."""
+    if fmt not in formats:
+        raise ValueError(f"Unknown box format. Expected {name} to be one of {list(formats)}; received {fmt!r}")
     return fmt
 
 
@@ -141,43 +158,9 @@ def _positive_floats(values, name: str) -> list[float]:
     return out
 
 
-def prior_args(data, sizes, ratios) -> tuple[int, int, list[float], list[float]]:
-    """Check ``multibox_prior``'s arguments; returns ``(H, W, sizes, ratios)``."""
-    shape = shape_of(data, "data")
-    if len(shape) < 2 or shape[-1] < 1 or shape[-2] < 1:
-        raise ValueError(
-            f"Expected data whose last two dimensions are a feature map (H, W) >= 1, e.g. [B, C, H, W]; "
-            f"received shape {list(shape)}")
-    return shape[-2], shape[-1], _positive_floats(sizes, "sizes"), _positive_floats(ratios, "ratios")
-
-
-def nms_inputs(boxes, scores, iou_threshold) -> float:
-    """Check ``nms``'s arguments; returns the threshold."""
-    n = box_shape(boxes, "boxes")[0]
-    sshape = shape_of(scores, "scores")
-    if len(sshape) != 1:
-        raise ValueError(f"Expected scores of shape [N]; received shape {list(sshape)}")
-    if sshape[0] != n:
-        raise ValueError(f"Expected one score per box: boxes has {n} rows but scores has {sshape[0]}")
-    box_values(boxes, "boxes")
-    host = to_host(scores)
-    if not np.isfinite(host).all():
-        i = int(np.argmin(np.isfinite(host)))
-        raise ValueError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
-    return threshold(iou_threshold, "iou_threshold")
-
-
-def batched_nms_inputs(boxes, scores, idxs, iou_threshold) -> float:
-    """Check ``batched_nms``'s arguments; returns the threshold."""
-    iou_threshold = nms_inputs(boxes, scores, iou_threshold)
-    n = shape_of(boxes, "boxes")[0]
-    ishape = shape_of(idxs, "idxs")
-    if ishape != (n,):
-        raise ValueError(f"Expected idxs of shape [N] = [{n}], one class per box; received shape {list(ishape)}")
-    host = to_host(idxs)
-    if not np.issubdtype(host.dtype, np.integer):
-        raise TypeError(f"Expected idxs to hold integer classes; received dtype {host.dtype}")
-    return iou_threshold
+def dtype_name(x) -> str:
+    """The dtype of a tensor of any backend as NumPy names it (``"int64"``, ``"float32"``, ...)."""
+    return str(x.dtype).rsplit(".", 1)[-1]
 
 
 def count(value, name: str) -> int:
@@ -189,8 +172,84 @@ def count(value, name: str) -> int:
     return int(value)
 
 
-def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:
-    """Check ``multibox_detection``'s arguments; returns ``(B, C, A)``."""
+# ---------------------------------------------------------------------------------------------
+# Rules of the box contract (multissd.boxes), one per function, called with its arguments by keyword
+# ---------------------------------------------------------------------------------------------
+
+def boxes_args(boxes):
+    """``box_corner_to_center``, ``box_center_to_corner``: boxes ``(..., 4)``."""
+    box_shape(boxes, "boxes", ndim=None)
+
+
+def box_area_args(boxes):
+    """``box_area``: boxes ``(N, 4)``."""
+    box_shape(boxes, "boxes")
+
+
+def prior_args(data, sizes, ratios) -> dict:
+    """``multibox_prior``: a feature map ``(..., H, W)``; sizes and ratios as lists of floats > 0."""
+    shape = shape_of(data, "data")
+    if len(shape) < 2 or shape[-1] < 1 or shape[-2] < 1:
+        raise ValueError(
+            f"Expected data whose last two dimensions are a feature map (H, W) >= 1, e.g. [B, C, H, W]; "
+            f"received shape {list(shape)}")
+    return {"sizes": _positive_floats(sizes, "sizes"), "ratios": _positive_floats(ratios, "ratios")}
+
+
+def box_iou_args(boxes1, boxes2):
+    """``box_iou``: two lists of corner boxes ``(N, 4)``, ``(M, 4)``."""
+    for name, boxes in (("boxes1", boxes1), ("boxes2", boxes2)):
+        box_shape(boxes, name)
+        box_values(boxes, name)
+
+
+def assign_args(ground_truth, anchors, iou_threshold, **_) -> dict:
+    """``assign_anchor_to_bbox``: corner boxes ``(G, 4)`` and ``(A, 4)``, a threshold in [0, 1]."""
+    for name, boxes in (("ground_truth", ground_truth), ("anchors", anchors)):
+        box_shape(boxes, name)
+    for name, boxes in (("ground_truth", ground_truth), ("anchors", anchors)):
+        box_values(boxes, name)
+    return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
+
+
+def offset_boxes_args(anchors, assigned_bb, **_):
+    """``offset_boxes``: anchors ``(..., 4)`` of positive size, boxes ``(..., 4)``."""
+    box_shape(anchors, "anchors", ndim=None)
+    box_shape(assigned_bb, "assigned_bb", ndim=None)
+    positive_size_boxes(anchors, "anchors")
+
+
+def target_args(anchors, labels, iou_threshold, **_) -> dict:
+    """``multibox_target``: anchors ``(1, A, 4)`` or ``(A, 4)``, labels ``(B, G, 5)``, a threshold."""
+    anchor_boxes(anchors)
+    target_labels(labels)
+    return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
+
+
+def offset_inverse_args(anchors, offset_preds, **_):
+    """``offset_inverse``: anchors and offsets ``(..., 4)``."""
+    box_shape(anchors, "anchors", ndim=None)
+    box_shape(offset_preds, "offset_preds", ndim=None)
+
+
+def nms_args(boxes, scores, iou_threshold) -> dict:
+    """``nms``: corner boxes ``(N, 4)``, finite scores ``(N,)``, a threshold in [0, 1]."""
+    n = box_shape(boxes, "boxes")[0]
+    sshape = shape_of(scores, "scores")
+    if len(sshape) != 1:
+        raise ValueError(f"Expected scores of shape [N]; received shape {list(sshape)}")
+    if sshape[0] != n:
+        raise ValueError(f"Expected one score per box: boxes has {n} rows but scores has {sshape[0]}")
+    box_values(boxes, "boxes")
+    host = host_values(scores)
+    if host is not None and not np.isfinite(host).all():
+        i = int(np.argmin(np.isfinite(host)))
+        raise ValueError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
+    return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
+
+
+def _detection_inputs(cls_probs, offset_preds, anchors_) -> None:
+    """The model outputs of a detection call: ``(B, C, A)``, ``(B, 4A)``, anchors ``(1, A, 4)``, finite."""
     pshape = shape_of(cls_probs, "cls_probs")
     if len(pshape) != 3 or pshape[1] < 2:
         raise ValueError(
@@ -202,27 +261,56 @@ def detection_inputs(cls_probs, offset_preds, anchors_) -> tuple[int, int, int]:
         raise ValueError(f"Expected offset_preds of shape [B, 4*A] = [{b}, {4 * a}]; received shape {list(oshape)}")
     if oshape[0] != b:
         raise ValueError(f"Batch sizes differ: cls_probs has {b} images but offset_preds has {oshape[0]}")
-    num_anchors = anchors(anchors_)
+    num_anchors = anchor_boxes(anchors_)
     if num_anchors != a:
         raise ValueError(f"cls_probs has {a} anchors per image but anchors has {num_anchors}")
     for name, x in (("cls_probs", cls_probs), ("offset_preds", offset_preds)):
-        host = to_host(x)
-        if not np.isfinite(host).all():
+        host = host_values(x)
+        if host is not None and not np.isfinite(host).all():
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
             raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
-    return b, c, a
 
 
-def per_class_detection_inputs(cls_probs, offset_preds, anchors_, score_threshold, nms_threshold, topk_candidates,
-                               detections_per_image) -> tuple[int, int, int, float, float, int, int]:
-    """Check ``multibox_detection_per_class``'s arguments; returns ``(B, C, A)`` and the four options."""
-    return (*detection_inputs(cls_probs, offset_preds, anchors_), threshold(score_threshold, "score_threshold"),
-            threshold(nms_threshold, "nms_threshold"), count(topk_candidates, "topk_candidates"),
-            count(detections_per_image, "detections_per_image"))
+def detection_args(cls_probs, offset_preds, anchors, nms_threshold, pos_threshold, **_) -> dict:
+    """``multibox_detection``: model outputs and two thresholds in [0, 1]."""
+    _detection_inputs(cls_probs, offset_preds, anchors)
+    return {"nms_threshold": threshold(nms_threshold, "nms_threshold"),
+            "pos_threshold": threshold(pos_threshold, "pos_threshold")}
 
 
-def loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks) -> tuple[int, int, int]:
-    """Check the shapes of ``calc_loss``'s arguments; returns ``(B, A, C)``."""
+def batched_nms_args(boxes, scores, idxs, iou_threshold) -> dict:
+    """``batched_nms``: as :func:`nms_args`, and an integer class per box ``(N,)``."""
+    normalised = nms_args(boxes, scores, iou_threshold)
+    n = shape_of(boxes, "boxes")[0]
+    ishape = shape_of(idxs, "idxs")
+    if ishape != (n,):
+        raise ValueError(f"Expected idxs of shape [N] = [{n}], one class per box; received shape {list(ishape)}")
+    if not dtype_name(idxs).startswith(("int", "uint")):
+        raise TypeError(f"Expected idxs to hold integer classes; received dtype {dtype_name(idxs)}")
+    return normalised
+
+
+def per_class_detection_args(cls_probs, offset_preds, anchors, score_threshold, nms_threshold, topk_candidates,
+                             detections_per_image, **_) -> dict:
+    """``multibox_detection_per_class``: model outputs, two thresholds in [0, 1], two counts >= 1."""
+    _detection_inputs(cls_probs, offset_preds, anchors)
+    return {"score_threshold": threshold(score_threshold, "score_threshold"),
+            "nms_threshold": threshold(nms_threshold, "nms_threshold"),
+            "topk_candidates": count(topk_candidates, "topk_candidates"),
+            "detections_per_image": count(detections_per_image, "detections_per_image")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules of the model-and-loss contract (multissd.nn)
+# ---------------------------------------------------------------------------------------------
+
+def set_weights_args(net, weights):
+    """``set_weights``: exactly the parameters of ``net``'s spec, with its shapes."""
+    net.spec.check_weights(weights)
+
+
+def loss_args(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, **_):
+    """``calc_loss``: ``(B, A, C)`` logits, ``(B, A)`` labels and three ``(B, 4A)`` box tensors."""
     pshape = shape_of(cls_preds, "cls_preds")
     if len(pshape) != 3 or pshape[2] < 2:
         raise ValueError(f"Expected cls_preds of shape [B, A, C] with C >= 2; received shape {list(pshape)}")
@@ -234,4 +322,3 @@ def loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks) -> t
         if shape_of(x, name) != (b, 4 * a):
             raise ValueError(f"Expected {name} of shape [B, 4*A] = [{b}, {4 * a}]; received shape "
                              f"{list(shape_of(x, name))}")
-    return b, a, c

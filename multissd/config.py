@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from multissd import backends
+from multissd.backends import _registry
 
 ENV_VAR = "MULTISSD_BACKEND"
 
@@ -39,13 +39,13 @@ def use_backend(name: str) -> _BackendChoice:
     Works as a plain call (the choice stays until changed) and as a context manager
     (``with multissd.use_backend("paddle"): ...`` restores the previous choice afterwards).
     An unknown name raises ``ValueError`` listing the valid names; a backend whose framework is not
-    installed raises :class:`multissd.backends.BackendNotAvailableError` naming the pip extra. The
+    installed raises :class:`multissd.BackendNotAvailableError` naming the pip extra. The
     framework itself is imported on first use, not here.
     """
     global _explicit
-    backends._info(name)  # validates the name
-    if not backends.is_installed(name):
-        backends.load(name)  # raises the error that names the pip extra
+    _registry.info(name)  # validates the name
+    if not _registry.is_installed(name):
+        _registry.load(name)  # raises the error that names the pip extra
     previous = _explicit
     _explicit = name
     return _BackendChoice(name, previous)
@@ -57,9 +57,9 @@ def get_backend() -> str:
         return _explicit
     from_env = os.environ.get(ENV_VAR, "").strip()
     if from_env:
-        if from_env not in backends.REGISTRY:
+        if from_env not in _registry.REGISTRY:
             raise ValueError(
                 f"Unknown multissd backend in the environment variable {ENV_VAR}. Expected one of "
-                f"{sorted(backends.REGISTRY)}. Received: {ENV_VAR}={from_env!r}")
+                f"{sorted(_registry.REGISTRY)}. Received: {ENV_VAR}={from_env!r}")
         return from_env
-    return backends.available_backends()[0]
+    return _registry.available_backends()[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd.backends import to_host
+from multissd.backends._registry import to_host
 
 __all__ = ["COCO_IOU_THRESHOLDS", "RECALL_THRESHOLDS", "MAX_DETECTIONS", "AREA_RANGES",
            "mean_average_precision"]

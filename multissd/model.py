@@ -1,13 +1,233 @@
-"""The backend-neutral half of TinySSD (einops' pattern): the forward pass over scales, written once.
+"""The TinySSD model described once: as plain data (:class:`TinySSDSpec`), its initial weights drawn
+with NumPy (:func:`init_weights`), and its forward pass over scales (:class:`TinySSDMixin`).
 
-Each backend's ``TinySSD`` is ``class TinySSD(TinySSDMixin, <framework base class>)``: the
-framework supplies layers and tensors through the backend's ``_nn`` module, this mixin supplies
-the structure from a :class:`~multissd.model_spec.TinySSDSpec`.
+Every backend builds its native model from a :class:`TinySSDSpec` (``multissd.TinySSD``), so the
+layers, channel counts, anchors and -- importantly -- parameter names are the same everywhere: a
+weights file matches by name, never by position. The defaults are the book's TinySSD. Each
+backend's ``TinySSD`` is ``class TinySSD(TinySSDMixin, <framework base class>)`` (einops' pattern):
+the framework supplies layers and tensors through the backend's ``nn`` module, the mixin the
+structure.
+
+Parameter names follow the book's attribute names (``blk_i``, ``cls_i``, ``bbox_i``) and the
+positions of layers inside its ``nn.Sequential`` blocks, with batch-norm statistics called
+``running_mean``/``running_var`` on every backend.
 """
 from __future__ import annotations
 
-from multissd.model_spec import TinySSDSpec, init_weights
+import json
+import math
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
 
+import numpy as np
+
+BOOK_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))
+BOOK_RATIOS = ((1.0, 2.0, 0.5),) * 5
+
+# Layer positions inside a down-sample block: [conv, bn, relu, conv, bn, relu, maxpool]
+_CONV_BN_POSITIONS = ((0, 1), (3, 4))
+
+
+@dataclass(frozen=True)
+class TinySSDSpec:
+    """A TinySSD: a base network of down-sample blocks, more down-sample blocks, a global max pool,
+    and a class and a box predictor (3x3 convolutions) on the output of each of those stages.
+
+    Attributes:
+        num_classes: object classes, background excluded (the book's ``num_classes=1``).
+        in_channels: image channels.
+        base_channels: output channels of the base network's down-sample blocks (each halves H, W).
+        block_channels: output channels of the down-sample blocks after the base network.
+        sizes, ratios: anchor sizes and ratios per scale; there is one scale per stage:
+            base network, each of ``block_channels``, the global max pool.
+        bn_eps: batch-norm epsilon.
+        bn_momentum: batch-norm momentum in torch's convention (new = (1 - m) * old + m * batch).
+        prior_prob: initial object probability of every anchor (RetinaNet's head initialisation,
+            see :func:`init_weights`); ``None`` for PyTorch's default initialisation.
+    """
+
+    num_classes: int = 1
+    in_channels: int = 3
+    base_channels: tuple[int, ...] = (16, 32, 64)
+    block_channels: tuple[int, ...] = (128, 128, 128)
+    sizes: tuple[tuple[float, ...], ...] = BOOK_SIZES
+    ratios: tuple[tuple[float, ...], ...] = BOOK_RATIOS
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    prior_prob: float | None = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "base_channels", tuple(int(c) for c in self.base_channels))
+        object.__setattr__(self, "block_channels", tuple(int(c) for c in self.block_channels))
+        object.__setattr__(self, "sizes", tuple(tuple(float(s) for s in ss) for ss in self.sizes))
+        object.__setattr__(self, "ratios", tuple(tuple(float(r) for r in rr) for rr in self.ratios))
+        for name in ("num_classes", "in_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {name} to be an integer >= 1; received {name}={value!r}")
+        if not self.base_channels or any(c < 1 for c in self.base_channels + self.block_channels):
+            raise ValueError(f"Expected channel counts >= 1 and at least one base block; received "
+                             f"base_channels={self.base_channels}, block_channels={self.block_channels}")
+        scales = self.num_scales
+        if len(self.sizes) != scales or len(self.ratios) != scales:
+            raise ValueError(
+                f"This TinySSD has {scales} scales (base network, {len(self.block_channels)} down-sample "
+                f"blocks, global max pool), so it needs {scales} lists of sizes and of ratios; received "
+                f"{len(self.sizes)} size lists and {len(self.ratios)} ratio lists")
+        for i, (ss, rr) in enumerate(zip(self.sizes, self.ratios)):
+            if not ss or not rr or any(not (math.isfinite(v) and v > 0) for v in ss + rr):
+                raise ValueError(f"Scale {i}: expected non-empty sizes and ratios, all > 0; received "
+                                 f"sizes={list(ss)}, ratios={list(rr)}")
+        if self.prior_prob is not None and not 0 < self.prior_prob < 1 / (self.num_classes + 1):
+            raise ValueError(f"Expected prior_prob in (0, 1/(num_classes+1)) or None; received {self.prior_prob!r}")
+        if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
+            raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
+                             f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
+
+    # ---- derived facts ------------------------------------------------------------------------
+
+    @property
+    def num_scales(self) -> int:
+        """Stages with predictors: the base network, each extra block, the global max pool."""
+        return len(self.block_channels) + 2
+
+    def num_anchors(self, i: int) -> int:
+        """Anchors per location at scale ``i``: ``len(sizes[i]) + len(ratios[i]) - 1``."""
+        return len(self.sizes[i]) + len(self.ratios[i]) - 1
+
+    def scale_channels(self, i: int) -> int:
+        """Channels of the feature map that scale ``i``'s predictors see."""
+        return ([self.base_channels[-1]] + list(self.block_channels) + [self.block_channels[-1]])[i]
+
+    def block_layout(self, i: int) -> tuple:
+        """Stage ``i`` as data: ``("base", ((in, out), ...))``, ``("down", in, out)`` or ``("global_max_pool",)``."""
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.num_scales:
+            raise ValueError(f"Expected a stage index in [0, {self.num_scales}); received i={i!r}")
+        if i == 0:
+            chans = (self.in_channels,) + self.base_channels
+            return ("base", tuple(zip(chans[:-1], chans[1:])))
+        if i < self.num_scales - 1:
+            chans = (self.base_channels[-1],) + self.block_channels
+            return ("down", chans[i - 1], chans[i])
+        return ("global_max_pool",)
+
+    def feature_map_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """``(H, W)`` of each scale's feature map for an input of ``height x width``."""
+        out = []
+        for _ in self.base_channels:
+            height, width = height // 2, width // 2
+        out.append((height, width))
+        for _ in self.block_channels:
+            height, width = height // 2, width // 2
+            out.append((height, width))
+        out.append((1, 1))
+        return out
+
+    def total_anchors(self, height: int = 256, width: int = 256) -> int:
+        """``A`` for an input of ``height x width`` (5444 for the book's 256 x 256)."""
+        return sum(h * w * self.num_anchors(i) for i, (h, w) in enumerate(self.feature_map_sizes(height, width)))
+
+    # ---- parameters ---------------------------------------------------------------------------
+
+    def parameters(self) -> "OrderedDict[str, tuple[tuple[int, ...], str]]":
+        """Every parameter and buffer: neutral name -> (shape, kind), in registration order.
+
+        Kinds: ``conv.weight`` (out, in, 3, 3), ``conv.bias``, ``bn.weight``, ``bn.bias``,
+        ``bn.running_mean``, ``bn.running_var`` (channels,).
+        """
+        params: OrderedDict = OrderedDict()
+
+        def conv(prefix, c_in, c_out):
+            params[f"{prefix}.weight"] = ((c_out, c_in, 3, 3), "conv.weight")
+            params[f"{prefix}.bias"] = ((c_out,), "conv.bias")
+
+        def down(prefix, c_in, c_out):
+            for (conv_pos, bn_pos), c_from in zip(_CONV_BN_POSITIONS, (c_in, c_out)):
+                conv(f"{prefix}.{conv_pos}", c_from, c_out)
+                for part in ("weight", "bias", "running_mean", "running_var"):
+                    params[f"{prefix}.{bn_pos}.{part}"] = ((c_out,), f"bn.{part}")
+
+        for i in range(self.num_scales):
+            layout = self.block_layout(i)
+            if layout[0] == "base":
+                for j, (c_in, c_out) in enumerate(layout[1]):
+                    down(f"blk_{i}.{j}", c_in, c_out)
+            elif layout[0] == "down":
+                down(f"blk_{i}", layout[1], layout[2])
+            channels, anchors = self.scale_channels(i), self.num_anchors(i)
+            conv(f"cls_{i}", channels, anchors * (self.num_classes + 1))
+            conv(f"bbox_{i}", channels, anchors * 4)
+        return params
+
+    def check_weights(self, weights, source: str = "weights") -> None:
+        """``ValueError`` naming the first parameter (in the spec's order) that ``weights`` (name ->
+        array) lacks or holds with another shape, or the first name it has that the spec has not."""
+        expected = self.parameters()
+        for name, (shape, _) in expected.items():
+            if name not in weights:
+                raise ValueError(f"{source} has no parameter {name!r} (shape {list(shape)}), which the model needs")
+            got = tuple(int(d) for d in np.shape(weights[name]))
+            if got != shape:
+                raise ValueError(f"Parameter {name!r}: {source} has shape {list(got)}, the model expects {list(shape)}")
+        unexpected = [name for name in weights if name not in expected]
+        if unexpected:
+            raise ValueError(f"{source} has parameter {unexpected[0]!r}, which the model does not have "
+                             f"({len(unexpected)} unexpected in all)")
+
+    # ---- serialisation ------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TinySSDSpec":
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) - {f for f in cls.__dataclass_fields__}:
+            raise ValueError(f"Not a TinySSD spec: {text[:200]!r}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+
+
+def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarray]":
+    """Initial weights for ``spec``, drawn with NumPy from ``seed`` (float32 arrays by neutral name).
+
+    Convolutions use PyTorch's default (Kaiming-uniform with ``a = sqrt(5)``: weights and biases
+    uniform in ``+-1/sqrt(fan_in)``); batch norm starts at weight 1, bias 0, mean 0, variance 1.
+    With ``spec.prior_prob`` set (the default, 0.01), the class and box predictors are initialised
+    as RetinaNet's heads (Lin et al., 2017): weights ``N(0, 0.01)``, box biases 0 (boxes start at
+    their anchors), and class biases such that every object class starts at probability
+    ``prior_prob`` -- so training does not first spend its steps unlearning 50% object scores on
+    thousands of background anchors. ``prior_prob=None`` keeps PyTorch's default for them too.
+    Every backend loads these arrays, so all start from identical weights.
+    """
+    rng = np.random.default_rng(seed)
+    weights: OrderedDict = OrderedDict()
+    bounds: dict[str, float] = {}
+    for name, (shape, kind) in spec.parameters().items():
+        head = name.startswith(("cls_", "bbox_")) and spec.prior_prob is not None
+        if kind == "conv.weight":
+            fan_in = shape[1] * shape[2] * shape[3]
+            bound = 1.0 / math.sqrt(fan_in)
+            bounds[name.rsplit(".", 1)[0]] = bound
+            value = rng.normal(0, 0.01, size=shape) if head else rng.uniform(-bound, bound, size=shape)
+        elif kind == "conv.bias":
+            bound = bounds[name.rsplit(".", 1)[0]]
+            value = rng.uniform(-bound, bound, size=shape)
+            if head:  # boxes start at their anchors; each class starts at probability prior_prob
+                value = np.zeros(shape)
+                if name.startswith("cls_"):
+                    value.reshape(-1, spec.num_classes + 1)[:, 0] = math.log(1 / spec.prior_prob - spec.num_classes)
+
+        elif kind in ("bn.weight", "bn.running_var"):
+            value = np.ones(shape)
+        else:
+            value = np.zeros(shape)
+        weights[name] = value.astype(np.float32)
+    return weights
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward pass, written once (each backend's TinySSD mixes it into its framework's model class)
+# ---------------------------------------------------------------------------------------------
 
 def resolve_spec(num_classes=1, spec=None) -> TinySSDSpec:
     """The spec to build: ``spec`` if given, else the book's TinySSD with ``num_classes``."""
@@ -19,7 +239,8 @@ def resolve_spec(num_classes=1, spec=None) -> TinySSDSpec:
 
 
 class TinySSDMixin:
-    """Structure and forward pass of TinySSD; ``_nn`` is the backend's ``<name>_nn`` module."""
+    """Structure and forward pass of TinySSD; ``_nn`` is the backend's ``nn`` module, which supplies
+    the layers (``get_blk``, ``cls_predictor``, ...) and the adapters ``concat`` and ``reshape``."""
 
     _nn = None
 

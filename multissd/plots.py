@@ -1,9 +1,13 @@
-"""Pictures: training curves (like the book's plot) and images with their boxes."""
+"""Pictures: training curves (like the book's plot), images with their boxes, precision-recall
+curves and the benchmark's bars. Matplotlib is imported on first use, with the file-only Agg backend."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from multissd.detection import class_name
+from multissd.metrics import RECALL_THRESHOLDS
 
 
 def _pyplot():
@@ -67,6 +71,49 @@ def plot_detections(images, detections, truths, path, columns: int = 4, class_na
         draw_boxes(ax, truth, color="lime")
         names = [f"{(class_names[int(d[0])] + ' ') if class_names else ''}{d[1]:.2f}" for d in dets]
         draw_boxes(ax, [d[2:] for d in dets], names, color="w")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def draw_detections(image, rows, class_names, path, threshold: float) -> Path:
+    """Save the PIL ``image`` with its detections drawn, like the book's display: white boxes with class
+    and score; detections shown although they score below ``threshold`` are yellow. ``rows``
+    ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of ``image``."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(image.width / 100, image.height / 100), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(image)
+    ax.axis("off")
+    for low, color in ((False, "w"), (True, "yellow")):
+        chosen = rows[(rows[:, 1] < threshold) == low]
+        labels = [f"{class_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
+        draw_boxes(ax, chosen[:, 2:], labels, color=color)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_pr_curves(result: dict, class_names, path) -> Path:
+    """Precision against recall at IoU 0.5 per class (COCO's interpolated curve) of a
+    :func:`multissd.metrics.mean_average_precision` result, to ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    at_50 = np.flatnonzero(np.isclose(result["iou_thresholds"], 0.5))
+    for k, class_id in enumerate(result["classes"]):
+        if not at_50.size or result["map_50_per_class"][k] < 0:
+            continue
+        precision = result["precision"][at_50[0], :, k, 0, -1]  # (101,) area all, 100 detections
+        ax.plot(RECALL_THRESHOLDS, precision, label=f"{class_name(class_names, int(class_id))} "
+                                                     f"(AP50 {result['map_50_per_class'][k]:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"IoU 0.5: mAP {result['map_50']:.3f}")
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -14,7 +14,6 @@ what it found. Weights trained on one backend predict on any other, NumPy includ
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,11 +21,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from multissd import backends
-from multissd.evaluate import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES, class_name
+from multissd import cli
+from multissd.backends import _registry
+from multissd.boxes import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
+from multissd.config import get_backend
+from multissd.detection import class_name
+from multissd.host import keep_freed_memory
+from multissd.plots import draw_detections
 from multissd.weights import load_model
 
 DEFAULT_IMAGE_SIZE = (256, 256)
+DEFAULT_THRESHOLD = 0.9  # the book's display threshold
+DEFAULT_MIN_DETECTIONS = 1
 
 
 def run_settings(weights_path: Path) -> tuple[tuple[int, int], list[str] | None]:
@@ -40,6 +46,7 @@ def run_settings(weights_path: Path) -> tuple[tuple[int, int], list[str] | None]
 
 
 def read_image(path: Path) -> Image.Image:
+    """The image at ``path`` in RGB; ``ValueError`` naming the path if it is missing or unreadable."""
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -47,10 +54,6 @@ def read_image(path: Path) -> Image.Image:
         raise ValueError(f"Image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ValueError(f"Cannot read image {path}: {error}") from None
-
-
-DEFAULT_THRESHOLD = 0.9  # the book's display threshold
-DEFAULT_MIN_DETECTIONS = 1
 
 
 def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float = NMS_THRESHOLD,
@@ -64,11 +67,10 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     """
     if isinstance(min_detections, bool) or not isinstance(min_detections, (int, np.integer)) or min_detections < 0:
         raise ValueError(f"min_detections must be an integer >= 0, got {min_detections!r}")
-    from multissd.config import get_backend
     backend = backend or get_backend()
     weights = Path(weights)
     (height, width), class_names = run_settings(weights)
-    adapter, box_ops = backends.load_train(backend), backends.load(backend)
+    adapter, box_ops = _registry.load_train(backend), _registry.load(backend)
     device = adapter.resolve_device(device)
     net = adapter.prepare(load_model(weights, backend=backend), device)
     results = []
@@ -89,31 +91,11 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     return results, class_names
 
 
-def draw(image: Image.Image, rows, class_names, path: Path, threshold: float = DEFAULT_THRESHOLD) -> Path:
-    """Save ``image`` with its detections drawn, like the book's display: white boxes with class and
-    score; detections shown although they score below ``threshold`` are yellow."""
-    from multissd.plots import _pyplot, draw_boxes
-    plt = _pyplot()
-    fig = plt.figure(figsize=(image.width / 100, image.height / 100), dpi=100)
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(image)
-    ax.axis("off")
-    for low, color in ((False, "w"), (True, "yellow")):
-        chosen = rows[(rows[:, 1] < threshold) == low]
-        labels = [f"{class_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
-        draw_boxes(ax, chosen[:, 2:], labels, color=color)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m multissd.predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser():
+    p = cli.new_parser("python -m multissd.predict", __doc__)
     p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
     p.add_argument("--weights", required=True, help="a weights file written by multissd (weights.safetensors)")
-    p.add_argument("--backend", choices=["numpy", "torch", "paddle"], default=None,
-                   help="framework to run the model with (default: the active backend)")
+    cli.add_backend(p, "framework to run the model with (default: the active backend)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="lowest score to report (default 0.9, the book's)")
     p.add_argument("--min-detections", type=int, default=DEFAULT_MIN_DETECTIONS, metavar="N",
@@ -123,17 +105,20 @@ def main(argv=None) -> int:
     p.add_argument("--nms-threshold", type=float, default=NMS_THRESHOLD,
                    help=f"IoU above which NMS suppresses a box of the same class (default {NMS_THRESHOLD:g}, "
                         f"torchvision's SSD; the book uses 0.5)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto", help="device (default auto)")
+    cli.add_device(p)
     p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
-    args = p.parse_args(argv)
-    from multissd.host import keep_freed_memory
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     keep_freed_memory()
-    try:
-        results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
-                                              args.nms_threshold, args.device, args.min_detections)
-    except (ValueError, TypeError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return cli.report_errors(lambda: _predict(args))
+
+
+def _predict(args) -> int:
+    results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
+                                          args.nms_threshold, args.device, args.min_detections)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path, image, rows in results:
@@ -142,15 +127,15 @@ def main(argv=None) -> int:
                               "score": round(float(row[1]), 4),
                               "box": [round(float(v), 1) for v in row[2:]],
                               "below_threshold": bool(row[1] < args.threshold)}))
-        saved = draw(image, rows, class_names, out / f"{path.stem}_detections.png", args.threshold)
+        saved = draw_detections(image, rows, class_names, out / f"{path.stem}_detections.png", args.threshold)
         print(f"saved {saved}", file=sys.stderr)
     return 0
 
 
-def cli() -> None:
+def script() -> None:
     """The ``multissd-predict`` console script (the same as ``python -m multissd.predict``)."""
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    cli()
+    script()

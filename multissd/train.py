@@ -21,27 +21,19 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from multissd import backends
+from multissd import cli
+from multissd.backends import _registry
+from multissd.config import get_backend
 from multissd.data.augment import AUGMENTATIONS
-from multissd.nn_contract import LossConfig
-from multissd.trainer import (
-    DEFAULT_EPOCHS,
-    DEFAULT_RECIPE,
-    LR_SCHEDULES,
-    RECIPES,
-    NonFiniteLoss,
-    StopRequested,
-    TrainConfig,
-    train,
-)
+from multissd.nn import LossConfig
+from multissd.training import (DEFAULT_EPOCHS, DEFAULT_RECIPE, LR_SCHEDULES, RECIPES, NonFiniteLoss, StopRequested,
+                               TrainConfig, train)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m multissd.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=["torch", "paddle", "numpy"], default=None,
-                   help="framework to train with (default: $MULTISSD_BACKEND, else the first installed of torch, "
-                        "paddle); numpy cannot train")
+    p = cli.new_parser("python -m multissd.train", __doc__)
+    cli.add_backend(p, "framework to train with (default: $MULTISSD_BACKEND, else the first installed of torch, "
+                       "paddle); numpy cannot train")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training set (default {DEFAULT_EPOCHS}: 12-16 minutes on a 2-core CPU "
                         f"with torch, depending on the machine; the book's full run is 20)")
@@ -61,8 +53,7 @@ def parser() -> argparse.ArgumentParser:
                         f"SGD has 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the data order and the "
                                                       "synthetic dataset (default 0)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu"], default="auto",
-                   help="auto uses a GPU when the backend sees one (default auto); cuda and gpu are the same")
+    cli.add_device(p, "auto uses a GPU when the backend sees one (default auto); cuda and gpu are the same")
     p.add_argument("--data", default=None,
                    help="'bananas' (default) or 'fruit' -- synthetic datasets, generated once -- or a folder: the "
                         "book's banana-detection layout (bananas_train/, bananas_val/ with images/ and label.csv), "
@@ -109,34 +100,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    recipe = RECIPES[args.recipe]
-    for name, value in recipe.items():  # options not given take the recipe's value
+def config_from_args(args) -> TrainConfig:
+    """The :class:`TrainConfig` the options ask for (a recipe's values where an option is not given);
+    ``ValueError`` naming the option that is out of range."""
+    for name, value in RECIPES[args.recipe].items():  # options not given take the recipe's value
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.neg_pos_ratio is not None and args.neg_pos_ratio < 0:
+        raise ValueError(f"--neg-pos-ratio must be positive, or 0 to turn mining off; received {args.neg_pos_ratio}")
+    loss = LossConfig(cls_loss=args.cls_loss.replace("-", "_"), box_loss=args.box_loss.replace("-", "_"),
+                      sigma=args.sigma, neg_pos_ratio=args.neg_pos_ratio or None, cls_weight=args.cls_weight,
+                      box_weight=args.box_weight)
+    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    image_size = None
+    if args.image_size:
+        if len(args.image_size) > 2 or min(args.image_size) < 32:
+            raise ValueError(f"--image-size takes one or two sizes of at least 32 pixels; received {args.image_size}")
+        image_size = [args.image_size[0], args.image_size[-1]]
+    backend = args.backend or get_backend()
+    _registry.load(backend)  # a missing framework fails here, naming its pip extra
+    return TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, momentum=args.momentum,
+                       seed=args.seed, recipe=args.recipe, device=args.device, data=args.data, data_dir=args.data_dir,
+                       augment=args.augment, skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
+                       threads=args.threads, compile=args.compile, image_size=image_size, sync_bn=args.sync_bn)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     try:
-        if args.neg_pos_ratio is not None and args.neg_pos_ratio < 0:
-            raise ValueError(f"--neg-pos-ratio must be positive, or 0 to turn mining off; received {args.neg_pos_ratio}")
-        loss = LossConfig(cls_loss=args.cls_loss.replace("-", "_"), box_loss=args.box_loss.replace("-", "_"),
-                          sigma=args.sigma, neg_pos_ratio=args.neg_pos_ratio or None, cls_weight=args.cls_weight,
-                          box_weight=args.box_weight)
-        if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be at least 1")
-        image_size = None
-        if args.image_size:
-            if len(args.image_size) > 2 or min(args.image_size) < 32:
-                raise ValueError(f"--image-size takes one or two sizes of at least 32 pixels; received {args.image_size}")
-            image_size = [args.image_size[0], args.image_size[-1]]
-        from multissd.config import get_backend
-        backend = args.backend or get_backend()
-        backends.load(backend)
-        config = TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, momentum=args.momentum,
-                             seed=args.seed, recipe=args.recipe,
-                             device=args.device, data=args.data, data_dir=args.data_dir, augment=args.augment,
-                             skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
-                             threads=args.threads, compile=args.compile, image_size=image_size, sync_bn=args.sync_bn)
+        config = config_from_args(args)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:
         if str(stopped):
@@ -145,7 +139,7 @@ def main(argv=None) -> int:
     except NonFiniteLoss as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, ImportError) as error:
+    except cli.USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     last = history[-1] if history else None
@@ -156,10 +150,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
+def script() -> None:
     """The ``multissd-train`` console script (the same as ``python -m multissd.train``)."""
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    cli()
+    script()

@@ -14,33 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from multissd import backends
-from multissd.model_spec import TinySSDSpec
+from multissd.backends import _registry
+from multissd.config import get_backend
+from multissd.model import TinySSDSpec
 
 FORMAT = "multissd.tinyssd/1"
 
 
-def check_weights(spec: TinySSDSpec, weights, source: str = "weights") -> None:
-    """``ValueError`` naming the first parameter (in the spec's order) that is missing, has another
-    shape, or is not in the spec."""
-    expected = spec.parameters()
-    for name, (shape, _) in expected.items():
-        if name not in weights:
-            raise ValueError(f"{source} has no parameter {name!r} (shape {list(shape)}), which the model needs")
-        got = tuple(int(d) for d in np.shape(weights[name]))
-        if got != shape:
-            raise ValueError(f"Parameter {name!r}: {source} has shape {list(got)}, the model expects {list(shape)}")
-    unexpected = [name for name in weights if name not in expected]
-    if unexpected:
-        raise ValueError(f"{source} has parameter {unexpected[0]!r}, which the model does not have "
-                         f"({len(unexpected)} unexpected in all)")
-
-
 def _nn_of(net):
-    name = backends.backend_name_of(net)
+    name = _registry.backend_name_of(net)
     if name is None or not hasattr(net, "spec"):
         raise TypeError(f"Expected a multissd TinySSD (any backend); received {type(net).__name__}")
-    return backends.load_nn(name)
+    return _registry.load_nn(name)
 
 
 def write_file(path, arrays, metadata: dict[str, str]) -> Path:
@@ -108,22 +93,19 @@ def load_weights(net, path):
     mismatching parameter.
     """
     arrays, _ = read_weights(path)
-    nn = _nn_of(net)
-    check_weights(net.spec, arrays, source=f"weights file {path}")
-    nn.set_weights(net, arrays)
+    net.spec.check_weights(arrays, source=f"weights file {path}")
+    _nn_of(net).set_weights(net, arrays)
     return net
 
 
 def load_model(path, backend: str | None = None, **kwargs):
     """Build a TinySSD from the spec stored in the weights file ``path`` and load its weights, on
     ``backend`` (default: the active one)."""
-    from multissd.config import get_backend
-
     arrays, spec = read_weights(path)
     if spec is None:
         raise ValueError(f"Weights file {path} stores no model spec; build the model yourself and use load_weights")
-    nn = backends.load_nn(backend or get_backend())
+    nn = _registry.load_nn(backend or get_backend())
     net = nn.TinySSD(spec=spec, **kwargs)
-    check_weights(spec, arrays, source=f"weights file {path}")
+    spec.check_weights(arrays, source=f"weights file {path}")
     nn.set_weights(net, arrays)
     return net

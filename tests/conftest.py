@@ -14,7 +14,7 @@ import pytest
 
 from multissd import backends
 
-ALL_BACKENDS = ("numpy", "torch", "paddle")
+ALL_BACKENDS = backends.BACKEND_NAMES  # numpy (the reference), torch, paddle
 
 
 def _selected() -> list[str]:
@@ -53,7 +53,7 @@ def other(request):
 
 @pytest.fixture(params=backend_params(BACKENDS))
 def nn(request):
-    """Each installed backend's model-and-loss module (``multissd.backends.<name>_nn``) in turn."""
+    """Each installed backend's model-and-loss module (``multissd.backends.<name>.nn``) in turn."""
     return backends.load_nn(request.param)
 
 
@@ -69,14 +69,14 @@ def ref_nn():
     return backends.load_nn("numpy")
 
 
-def nn_name(nn) -> str:
-    """``"torch"`` for ``multissd.backends.torch_nn``."""
-    return nn.__name__.rsplit(".", 1)[1][:-3]
+def backend_name(module) -> str:
+    """``"torch"`` for ``multissd.backends.torch.nn`` (or ``.boxes``, ``.train``)."""
+    return module.__name__.split(".")[-2]
 
 
 def nn_tensor(nn, array):
     """``array`` as a tensor of the backend of the model module ``nn``."""
-    return backends.load(nn_name(nn)).asarray(array)
+    return backends.load(backend_name(nn)).asarray(array)
 
 
 def host(x):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 from conftest import BACKENDS, OTHER_BACKENDS
 
 import multissd
-from multissd import backends, config, contract, nn_contract
+from multissd import backends, boxes, config, nn
+from multissd.backends import _registry
 
 BACKEND_DIR = Path(backends.__file__).parent
 
@@ -56,7 +58,7 @@ def test_default_is_first_installed(monkeypatch):
 def test_default_falls_back_to_numpy_alone(monkeypatch):
     monkeypatch.delenv(config.ENV_VAR, raising=False)
     config._explicit = None
-    monkeypatch.setattr(backends, "is_installed", lambda name: name == "numpy")
+    monkeypatch.setattr(_registry, "is_installed", lambda name: name == "numpy")
     assert multissd.get_backend() == "numpy"
 
 
@@ -88,8 +90,8 @@ def test_unknown_backend_lists_valid_names():
 
 
 def test_missing_framework_names_pip_extra(monkeypatch):
-    monkeypatch.setattr(backends, "is_installed", lambda name: name == "numpy")
-    monkeypatch.delitem(sys.modules, "multissd.backends.paddle", raising=False)
+    monkeypatch.setattr(_registry, "is_installed", lambda name: name == "numpy")
+    monkeypatch.delitem(sys.modules, "multissd.backends.paddle.boxes", raising=False)
     with pytest.raises(multissd.BackendNotAvailableError, match=r"pip install 'multissd\[paddle\]'"):
         multissd.use_backend("paddle")
 
@@ -141,21 +143,23 @@ def _public_functions_in_order(path: Path, names) -> list[str]:
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "paddle"])
 def test_backend_files_implement_contract_in_order(name):
-    assert _public_functions_in_order(BACKEND_DIR / f"{name}.py", contract.CONTRACT) == list(contract.CONTRACT)
-    assert _public_functions_in_order(BACKEND_DIR / f"{name}_nn.py", nn_contract.NN_CONTRACT) == list(
-        nn_contract.NN_CONTRACT)
+    assert _public_functions_in_order(BACKEND_DIR / name / "boxes.py", boxes.CONTRACT) == list(boxes.CONTRACT)
+    assert _public_functions_in_order(BACKEND_DIR / name / "nn.py", nn.NN_CONTRACT) == list(nn.NN_CONTRACT)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
 def test_nn_functions_reachable_from_the_backend_module(name):
-    module = backends.load(name)
-    assert module.TinySSD is backends.load_nn(name).TinySSD
+    package = importlib.import_module(f"multissd.backends.{name}")  # from multissd.backends import paddle as P
+    assert package.TinySSD is backends.load_nn(name).TinySSD
+    assert package.box_iou is backends.load(name).box_iou
+    assert (package.boxes, package.nn, package.train) == (backends.load(name), backends.load_nn(name),
+                                                         backends.load_train(name))
     with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
-        module.nonsense  # noqa: B018
+        package.nonsense  # noqa: B018
 
 
 def test_contract_functions_are_all_public_and_documented():
-    for fname in contract.CONTRACT:
+    for fname in boxes.CONTRACT + nn.NN_CONTRACT:
         func = getattr(multissd, fname)
         doc = inspect.getdoc(func)
         assert doc and len(doc) > 40, fname
@@ -163,19 +167,19 @@ def test_contract_functions_are_all_public_and_documented():
 
 def test_implements_rejects_a_wrong_signature():
     with pytest.raises(TypeError, match="contract says"):
-        @contract.implements
+        @boxes.implements
         def box_iou(a, b):  # noqa: ARG001 - wrong parameter names on purpose
             return None
 
 
 @pytest.mark.parametrize("name", BACKENDS)
 def test_backend_functions_carry_contract_docstrings(name):
-    module = backends.load(name)
-    for fname in contract.CONTRACT:
-        assert getattr(module, fname).__doc__ == getattr(contract, fname).__doc__
+    for module, contract in ((backends.load(name), boxes), (backends.load_nn(name), nn)):
+        for fname in contract.CONTRACT if contract is boxes else contract.NN_CONTRACT:
+            assert getattr(module, fname).__doc__ == getattr(contract, fname).__doc__
 
 
 def test_capabilities_are_declared():
-    assert backends.load("numpy").CAN_TRAIN is False
+    assert backends.load_train("numpy").CAN_TRAIN is False
     for name in OTHER_BACKENDS:
-        assert backends.load(name).CAN_TRAIN is True
+        assert backends.load_train(name).CAN_TRAIN is True

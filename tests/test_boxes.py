@@ -130,7 +130,7 @@ def test_box_area(backend):
 def test_iou_matches_book(backend, rng):
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     boxes1, boxes2 = random_boxes(rng, 30), random_boxes(rng, 40)
     expected = book.box_iou(torch.from_numpy(boxes1), torch.from_numpy(boxes2)).numpy()
     assert_same(host(backend, backend.box_iou(backend.asarray(boxes1), backend.asarray(boxes2))), expected)
@@ -166,7 +166,7 @@ def test_multibox_prior_cross_backend(other, ref, shape, sizes, ratios):
 def test_multibox_prior_matches_book(backend, shape):
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     expected = book.multibox_prior(torch.zeros(shape), BOOK_SIZES, BOOK_RATIOS).numpy()
     actual = host(backend, backend.multibox_prior(backend.asarray(np.zeros(shape, np.float32)), BOOK_SIZES, BOOK_RATIOS))
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1.2e-7)

@@ -97,7 +97,7 @@ def test_custom_coding_scales(backend):
 def test_offsets_match_book(backend, rng):
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     anchors, gt = random_boxes(rng, 300), random_boxes(rng, 300)
     expected = book.offset_boxes(torch.from_numpy(anchors), torch.from_numpy(gt)).numpy()
     assert_close(host(backend, backend.offset_boxes(backend.asarray(anchors), backend.asarray(gt))), expected)

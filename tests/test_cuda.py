@@ -75,7 +75,7 @@ def test_box_contract_on_cuda_matches_numpy():
 
 def test_training_step_on_cuda_matches_cpu():
     import torch
-    from multissd.backends import torch_train
+    from multissd.backends.torch import train as torch_train
     nn = backends.load_nn("torch")
     rng = np.random.default_rng(1)
     images = torch.from_numpy(rng.uniform(0, 255, (4, 3, 64, 64)).astype(np.float32))

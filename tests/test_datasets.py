@@ -264,10 +264,10 @@ def test_named_augmentations():
     assert AugmentConfig.named("ssd") == AugmentConfig() and AugmentConfig.named("none") is None
     with pytest.raises(ValueError, match="Unknown augmentation 'heavy'; expected one of light, ssd, none"):
         AugmentConfig.named("heavy")
-    from multissd.trainer import TrainConfig
+    from multissd.training import TrainConfig
     assert TrainConfig(augment=True).augment == "ssd" and TrainConfig(augment=False).augment == "none"
     from multissd.train import parser
     assert parser().parse_args(["--no-augment"]).augment == "none"
-    from multissd.trainer import RECIPES
+    from multissd.training import RECIPES
     assert parser().parse_args([]).augment is None  # taken from the recipe: light for the default, none for the book
     assert TrainConfig().augment == RECIPES["ssd"]["augment"] == "light" and RECIPES["book"]["augment"] == "none"

@@ -229,7 +229,7 @@ def test_multibox_target_matches_book(backend, seed):
     # The book's code handles neither padding nor empty images, so compare on full rows only.
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     rng = np.random.default_rng(seed)
     anchors = _anchors(backends_numpy())
     labels = random_labels(rng, batch=4, max_objects=3)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import host, nn_tensor
+from conftest import backend_name, host, nn_tensor
 
 import multissd
 from multissd import backends
-from multissd.model_spec import BOOK_SIZES, TinySSDSpec
+from multissd.model import BOOK_SIZES, TinySSDSpec
 
 
 def shape(x):
@@ -46,7 +46,7 @@ def test_book_tinyssd_shapes(nn):
 
 
 def test_top_level_builder_uses_active_backend(nn):
-    name = nn.__name__.rsplit(".", 1)[1][:-3]
+    name = backend_name(nn)
     with multissd.use_backend(name):
         net = multissd.TinySSD(1)
     assert backends.backend_name_of(net) == name and isinstance(net, nn.TinySSD)

@@ -175,7 +175,7 @@ def test_multibox_detection_float64(backend, ref):
 def test_multibox_detection_matches_book(backend, ref, seed):
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     probs, offsets, anchors = _detection_inputs(ref, np.random.default_rng(seed), batch=2)
     expected = book.multibox_detection(torch.from_numpy(probs), torch.from_numpy(offsets),
                                        torch.from_numpy(anchors)).numpy()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import BACKENDS
 
-from multissd import backends, predict, train, trainer
+from multissd import backends, predict, train, training
+from multissd.training import loop
 from multissd.data import generate_bananas
 from multissd.weights import read_weights
 
@@ -41,7 +42,7 @@ def test_training_smoke_writes_every_artefact(tiny_data, tmp_path, backend, caps
     for name in ARTEFACTS:
         assert (tmp_path / "run" / name).is_file(), name
     rows = metrics(tmp_path / "run")
-    assert len(rows) == 1 and set(rows[0]) == set(trainer.METRIC_COLUMNS)
+    assert len(rows) == 1 and set(rows[0]) == set(training.METRIC_COLUMNS)
     assert float(rows[0]["examples_per_s"]) > 0 and np.isfinite(float(rows[0]["loss"]))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["backend"] == backend and config["image_size"] == [64, 64] and config["recipe"] == "ssd"
@@ -106,10 +107,10 @@ class _StopAfter:
 @pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
 def test_ctrl_c_saves_mid_epoch_and_resume_is_exact_R38(tiny_data, tmp_path, monkeypatch, capsys):
     assert run_train(tiny_data, tmp_path / "straight", "--epochs", "2") == 0
-    monkeypatch.setattr(trainer, "_StopFlag", _StopAfter(4))  # stop in epoch 2, after its first batch
+    monkeypatch.setattr(loop, "_StopFlag", _StopAfter(4))  # stop in epoch 2, after its first batch
     assert run_train(tiny_data, tmp_path / "split", "--epochs", "2") == 130
     assert "Continue with --resume" in capsys.readouterr().err
-    _, state = trainer.load_checkpoint(tmp_path / "split")
+    _, state = training.load_checkpoint(tmp_path / "split")
     assert (state["epoch"], state["batches_done"]) == (1, 1)
     monkeypatch.undo()
     assert train.main(["--resume", str(tmp_path / "split"), "--no-progress"]) == 0
@@ -134,7 +135,7 @@ def test_nan_loss_stops_naming_epoch_and_batch_R35(tiny_data, tmp_path, monkeypa
     assert run_train(tiny_data, tmp_path / "run", "--epochs", "2") == 1
     err = capsys.readouterr().err
     assert "Non-finite loss at epoch 2, batch 2" in err and "kept its last good checkpoint" in err
-    _, state = trainer.load_checkpoint(tmp_path / "run")
+    _, state = training.load_checkpoint(tmp_path / "run")
     assert state["epoch"] == 1 and len(metrics(tmp_path / "run")) == 1
 
 
@@ -218,7 +219,7 @@ def test_killed_run_resumes_from_last_epoch_R38(tiny_data, tmp_path):
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    _, state = trainer.load_checkpoint(tmp_path / "killed")
+    _, state = training.load_checkpoint(tmp_path / "killed")
     assert state["epoch"] in (1, 2)
     subprocess.run([sys.executable, "-m", "multissd.train", "--resume", str(tmp_path / "killed"), "--no-progress"],
                    check=True, capture_output=True)
@@ -241,7 +242,7 @@ def test_crash_while_saving_a_checkpoint_keeps_the_previous_one_R37(tiny_data, t
     monkeypatch.setattr(safetensors.numpy, "save_file", crashing)
     with pytest.raises(OSError, match="power cut"):
         run_train(tiny_data, tmp_path / "run", "--epochs", "2")
-    _, state = trainer.load_checkpoint(tmp_path / "run")
+    _, state = training.load_checkpoint(tmp_path / "run")
     assert state["epoch"] == 1
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
 
@@ -256,17 +257,17 @@ def test_same_seed_same_figures_R40(tiny_data, tmp_path):
 
 
 def test_learning_rate_schedules():
-    cosine = trainer.TrainConfig(lr=0.2)
+    cosine = training.TrainConfig(lr=0.2)
     assert cosine.lr_schedule == "cosine"
-    assert trainer.learning_rate(cosine, 0, 100) == pytest.approx(0.2)
-    assert trainer.learning_rate(cosine, 50, 100) == pytest.approx(0.1)
-    assert trainer.learning_rate(cosine, 99, 100) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 0.99)))
-    steps = [trainer.learning_rate(cosine, s, 100) for s in range(100)]
+    assert training.learning_rate(cosine, 0, 100) == pytest.approx(0.2)
+    assert training.learning_rate(cosine, 50, 100) == pytest.approx(0.1)
+    assert training.learning_rate(cosine, 99, 100) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 0.99)))
+    steps = [training.learning_rate(cosine, s, 100) for s in range(100)]
     assert all(a > b for a, b in zip(steps, steps[1:])) and steps[-1] > 0
-    book = trainer.TrainConfig(lr=0.2, lr_schedule="constant")
-    assert {trainer.learning_rate(book, s, 100) for s in range(100)} == {0.2}
+    book = training.TrainConfig(lr=0.2, lr_schedule="constant")
+    assert {training.learning_rate(book, s, 100) for s in range(100)} == {0.2}
     with pytest.raises(ValueError, match="lr_schedule to be one of cosine, constant; received 'step'"):
-        trainer.TrainConfig(lr_schedule="step")
+        training.TrainConfig(lr_schedule="step")
 
 
 @pytest.mark.skipif("paddle" not in BACKENDS, reason="paddle not installed")
@@ -289,7 +290,7 @@ def test_book_recipe_gives_the_book_hyperparameters_and_options_override_it(tiny
 @pytest.mark.parametrize("backend", TRAINERS)
 def test_momentum_buffers_are_checkpointed_and_restored(tiny_data, tmp_path, backend):
     assert run_train(tiny_data, tmp_path / "run", backend=backend) == 0
-    weights, state = trainer.load_checkpoint(tmp_path / "run")
+    weights, state = training.load_checkpoint(tmp_path / "run")
     assert set(state["momentum"]) == {n for n in weights if "running" not in n and "num_batches" not in n}
     adapter, nn = backends.load_train(backend), backends.load_nn(backend)
     model = nn.TinySSD(1, seed=0)

@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, backend_params
+from conftest import BACKENDS, backend_name, backend_params
 
 import multissd
 from multissd import backends, weights
-from multissd.model_spec import TinySSDSpec
+from multissd.model import TinySSDSpec
 
 
 def trained_like(nn, seed):
@@ -62,16 +62,16 @@ def test_same_file_same_detections_cross_backend(tmp_path, source):
 def test_file_stores_the_spec(tmp_path, backend):
     spec = TinySSDSpec(num_classes=3, base_channels=(8, 16), block_channels=(16,),
                        sizes=((0.2,), (0.5,), (0.9,)), ratios=((1, 2),) * 3)
-    net = backends.load_nn(backend.NAME).TinySSD(spec=spec)
+    net = backends.load_nn(backend_name(backend)).TinySSD(spec=spec)
     path = multissd.save_weights(net, tmp_path / "small.safetensors")
     arrays, stored = weights.read_weights(path)
     assert stored == spec and set(arrays) == set(spec.parameters())
-    rebuilt = multissd.load_model(path, backend=backend.NAME)
+    rebuilt = multissd.load_model(path, backend=backend_name(backend))
     assert rebuilt.spec == spec
 
 
 def test_mismatched_shapes_name_the_first_parameter(tmp_path, backend):
-    nn = backends.load_nn(backend.NAME)
+    nn = backends.load_nn(backend_name(backend))
     path = multissd.save_weights(nn.TinySSD(num_classes=2), tmp_path / "two.safetensors")
     with pytest.raises(ValueError, match=r"Parameter 'cls_0.weight': weights file .*two.safetensors has shape "
                                          r"\[12, 64, 3, 3\], the model expects \[8, 64, 3, 3\]"):
@@ -80,7 +80,7 @@ def test_mismatched_shapes_name_the_first_parameter(tmp_path, backend):
 
 def test_missing_and_unexpected_names(tmp_path, backend):
     from safetensors.numpy import save_file
-    nn = backends.load_nn(backend.NAME)
+    nn = backends.load_nn(backend_name(backend))
     arrays = dict(nn.get_weights(nn.TinySSD(1)))
     del arrays["blk_2.1.running_var"]
     save_file(arrays, str(tmp_path / "missing.safetensors"))
@@ -95,7 +95,7 @@ def test_missing_and_unexpected_names(tmp_path, backend):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_corrupt_file_names_the_path_R39(tmp_path, backend, damage):
-    nn = backends.load_nn(backend.NAME)
+    nn = backends.load_nn(backend_name(backend))
     path = multissd.save_weights(nn.TinySSD(1), tmp_path / "w.safetensors")
     data = path.read_bytes()
     path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00garbage" * 100, "empty": b""}[damage])
@@ -105,11 +105,11 @@ def test_corrupt_file_names_the_path_R39(tmp_path, backend, damage):
 
 def test_missing_file(tmp_path, backend):
     with pytest.raises(ValueError, match=r"Weights file not found: .*nope.safetensors"):
-        multissd.load_weights(backends.load_nn(backend.NAME).TinySSD(1), tmp_path / "nope.safetensors")
+        multissd.load_weights(backends.load_nn(backend_name(backend)).TinySSD(1), tmp_path / "nope.safetensors")
 
 
 def test_crash_during_save_keeps_previous_file_R37(tmp_path, backend, monkeypatch):
-    nn = backends.load_nn(backend.NAME)
+    nn = backends.load_nn(backend_name(backend))
     first = nn.TinySSD(1, seed=1)
     path = multissd.save_weights(first, tmp_path / "w.safetensors")
     before = path.read_bytes()

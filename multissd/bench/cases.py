@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from multissd.nn_contract import BOOK_LOSS
+from multissd.nn import BOOK_LOSS
 
 
 def median_time(fn, repeat: int, warmup: int = 1) -> dict:
@@ -57,7 +57,7 @@ def train_book(inputs, repeat):
     """The book's eager PyTorch step (``book_reference.train_step``), NCHW, interpreter defaults."""
     import torch
 
-    from multissd import book_reference as book
+    from multissd.bench import book_reference as book
     torch.manual_seed(0)
     net = book.TinySSD(num_classes=1)
     trainer = torch.optim.SGD(net.parameters(), lr=0.2, weight_decay=5e-4)
@@ -84,13 +84,8 @@ def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
 
 def _native(backend, array):
     """A NumPy array as a CPU tensor of ``backend``."""
-    if backend == "torch":
-        import torch
-        return torch.from_numpy(array)
-    if backend == "paddle":
-        import paddle
-        return paddle.to_tensor(array)
-    return array
+    from multissd.backends import _registry
+    return _registry.load(backend).asarray(array)
 
 
 def train_torch(inputs, repeat):
@@ -99,7 +94,7 @@ def train_torch(inputs, repeat):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from multissd.backends import torch_train
+    from multissd.backends.torch import train as torch_train
     result, net, X, Y = _train_multissd("torch", inputs, repeat)
     optimizer = torch_train.make_optimizer(net, 0.0, 0.0)
     with FlopCounterMode(display=False) as counter:
@@ -144,8 +139,8 @@ def boxes_book(inputs, repeat):
     """The book's ``multibox_target``/``multibox_detection`` and its model's inference, eager torch."""
     import torch
 
-    from multissd import book_reference as book
-    from multissd.backends import torch_nn
+    from multissd.bench import book_reference as book
+    from multissd.backends.torch import nn as torch_nn
     out = _box_cases((book.multibox_target, book.multibox_detection, torch.from_numpy), inputs, repeat)
     net = book.TinySSD(num_classes=1)
     reference = torch_nn.TinySSD(num_classes=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from multissd.backends.numpy import box_iou
+from multissd.backends.numpy.boxes import box_iou
 from multissd.data.folder import PADDING
 
 MIN_IOUS = (None, 0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop modes; None keeps the whole image

@@ -13,7 +13,7 @@ import colorsys
 
 import numpy as np
 
-from multissd.backends.numpy import box_iou
+from multissd.backends.numpy.boxes import box_iou
 from multissd.data.synthetic import IMAGE_SIZE, _background, _banana_layers, _clutter
 
 CLASS_NAMES = ("banana", "apple", "orange")

@@ -1,6 +1,6 @@
-"""PyTorch: the training adapters :mod:`multissd.trainer` drives (devices, loaders, the step).
+"""PyTorch: the training adapters :mod:`multissd.training` drives (devices, loaders, the step).
 
-Same functions, same order as ``paddle_train.py`` and ``numpy_train.py``. Fast paths: the model
+Same functions, same order as ``paddle/train.py`` and ``numpy/train.py``. Fast paths: the model
 and the batches use the channels-last memory format on CPU and GPU (a 1.4x faster step on these
 2-core CPUs), and the step syncs with the host only to read the loss once.
 """
@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
-from multissd.backends import torch as boxes
-from multissd.backends import torch_nn as nn
+from multissd.backends.torch import boxes
+from multissd.backends.torch import nn
 
 CAN_TRAIN = True
 

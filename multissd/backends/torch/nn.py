@@ -1,6 +1,6 @@
-"""PyTorch: the model pieces and losses of :mod:`multissd.nn_contract`, in PyTorch's idiom.
+"""PyTorch: the model pieces and losses of :mod:`multissd.nn`, in PyTorch's idiom.
 
-Same functions, same order as ``numpy_nn.py`` and ``paddle_nn.py``. The layers are the book's
+Same functions, same order as ``numpy/nn.py`` and ``paddle/nn.py``. The layers are the book's
 (``nn.Conv2d``, ``nn.BatchNorm2d``, ...); ``TinySSD`` is a native ``torch.nn.Module`` whose
 structure comes from :class:`multissd.TinySSDSpec` via :class:`multissd.model.TinySSDMixin`.
 """
@@ -13,12 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from multissd import checks
-from multissd.backends import torch as boxes
-from multissd.model import TinySSDMixin, resolve_spec
-from multissd.model_spec import TinySSDSpec
-from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
-from multissd.weights import check_weights
+from multissd.backends.torch import boxes
+from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
+from multissd.nn import BOOK_LOSS, implements
 
 _BOOK_SPEC = TinySSDSpec()
 
@@ -115,7 +112,6 @@ def get_weights(net):
 
 @implements
 def set_weights(net, weights):
-    check_weights(net.spec, weights)
     state = net.state_dict()
     with torch.no_grad():
         for name, value in weights.items():
@@ -168,27 +164,26 @@ def _smooth_l1(x, sigma):
 
 @implements
 def cross_entropy(logits, labels, reduction="mean"):
-    return _reduce(_ce(logits, labels), check_reduction(reduction))
+    return _reduce(_ce(logits, labels), reduction)
 
 
 @implements
 def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
-    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
-    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
-    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+    return _reduce(_smooth_l1(preds - targets, sigma), reduction)
 
 
 @implements
 def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
-    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
     if config.cls_loss == "ce":
         cls = _ce(cls_preds, cls_labels)                                         # (B, A)
     elif config.cls_loss == "focal":
@@ -211,7 +206,7 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
         norm = num_pos.clamp(min=1).to(cls.dtype)
         cls = torch.where(selected, cls, 0.0).sum(dim=1) / norm
         box = box.sum(dim=1) / norm
-    return config.cls_weight * cls + config.box_weight * box
+    return (config.cls_weight * cls + config.box_weight * box).to(cls_preds.dtype)
 
 
 @implements

@@ -1,13 +1,13 @@
 """NumPy: what the trainer may use of the NumPy backend -- batches and inference; it cannot train.
 
-Same functions, same order as ``torch_train.py`` and ``paddle_train.py``; the training ones raise
+Same functions, same order as ``torch/train.py`` and ``paddle/train.py``; the training ones raise
 a one-line error that names the backends that can train (``CAN_TRAIN = False``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from multissd.backends import numpy as boxes
+from multissd.backends.numpy import boxes
 
 CAN_TRAIN = False
 _CANNOT_TRAIN = ("The numpy backend runs models but cannot train them (it has no autograd); "

@@ -1,6 +1,6 @@
-"""PaddlePaddle: the model pieces and losses of :mod:`multissd.nn_contract`, in Paddle's idiom.
+"""PaddlePaddle: the model pieces and losses of :mod:`multissd.nn`, in Paddle's idiom.
 
-Same functions, same order as ``numpy_nn.py`` and ``torch_nn.py``. Paddle quirks handled here:
+Same functions, same order as ``numpy/nn.py`` and ``torch/nn.py``. Paddle quirks handled here:
 batch norm's ``momentum`` is ``1 -`` torch's, its statistics are called ``_mean``/``_variance``
 (mapped to the neutral ``running_mean``/``running_var``), and it updates the running variance with
 the biased batch variance where torch uses the unbiased one (corrected in :class:`BatchNorm2D`).
@@ -15,12 +15,9 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from multissd import checks
-from multissd.backends import paddle as boxes
-from multissd.model import TinySSDMixin, resolve_spec
-from multissd.model_spec import TinySSDSpec
-from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
-from multissd.weights import check_weights
+from multissd.backends.paddle import boxes
+from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
+from multissd.nn import BOOK_LOSS, implements
 
 _BOOK_SPEC = TinySSDSpec()
 # neutral name suffix -> paddle's
@@ -148,7 +145,6 @@ def get_weights(net):
 
 @implements
 def set_weights(net, weights):
-    check_weights(net.spec, weights)
     state = net.state_dict()
     for name, value in weights.items():
         state[_paddle_name(name)].set_value(np.array(value, dtype=np.float32))
@@ -201,27 +197,26 @@ def _smooth_l1(x, sigma):
 
 @implements
 def cross_entropy(logits, labels, reduction="mean"):
-    return _reduce(_ce(logits, labels), check_reduction(reduction))
+    return _reduce(_ce(logits, labels), reduction)
 
 
 @implements
 def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
-    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
-    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
-    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+    return _reduce(_smooth_l1(preds - targets, sigma), reduction)
 
 
 @implements
 def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
-    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
     if config.cls_loss == "ce":
         cls = _ce(cls_preds, cls_labels)                                         # (B, A)
     elif config.cls_loss == "focal":
@@ -245,14 +240,14 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
         norm = num_pos.clip(min=1).astype(cls.dtype)
         cls = paddle.where(selected, cls, paddle.zeros_like(cls)).sum(axis=1) / norm
         box = box.sum(axis=1) / norm
-    return config.cls_weight * cls + config.box_weight * box
+    return (config.cls_weight * cls + config.box_weight * box).astype(cls_preds.dtype)
 
 
 @implements
 def cls_eval(cls_preds, cls_labels):
-    return float((cls_preds.argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).astype("float32").sum())
+    return float((cls_preds.detach().argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).astype("float32").sum())
 
 
 @implements
 def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
-    return float((paddle.abs((bbox_labels - bbox_preds) * bbox_masks)).sum())
+    return float((paddle.abs((bbox_labels - bbox_preds.detach()) * bbox_masks)).sum())

@@ -1,6 +1,6 @@
-"""PaddlePaddle backend: :mod:`multissd.contract` in Paddle's idiom.
+"""PaddlePaddle backend: :mod:`multissd.boxes` in Paddle's idiom.
 
-Same functions, same order as ``numpy.py`` (the reference) and ``torch.py``. Matching runs over the
+Same functions, same order as ``numpy/boxes.py`` (the reference) and ``torch/boxes.py``. Matching runs over the
 whole batch at once; NMS is an exact greedy NMS computed from the IoU matrix. Paddle quirks are
 handled here, each with a comment: its shapes are ``paddle.Size``, its ``nonzero`` returns ``(n, 1)``,
 its default ``argsort`` is not stable, and its CPU ``sqrt`` is not correctly rounded.
@@ -15,20 +15,12 @@ with warnings.catch_warnings():  # paddle warns at import about a C++ compiler c
     warnings.filterwarnings("ignore", message="No ccache found")
     import paddle
 
-from multissd import backends, checks
-from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
-                               UNMATCHED, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
+                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
-NAME = "paddle"
-CAN_TRAIN = True
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
 _NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
-
-
-def is_tensor(x) -> bool:
-    """Whether ``x`` is a tensor of this backend."""
-    return isinstance(x, paddle.Tensor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,13 +42,21 @@ def to_numpy(x):
     return x.cpu().numpy()
 
 
+def on_host(x) -> bool:
+    """Whether ``x`` is in CPU memory, where argument checks can read it without a device sync."""
+    return x.place.is_cpu_place()
+
+
 # --------------------------------------------------------------------------------------------
 # Boxes
 # --------------------------------------------------------------------------------------------
 
 @implements
 def box_corner_to_center(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _corner_to_center(boxes)
+
+
+def _corner_to_center(boxes):
     x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     cx = (x1 + x2) / 2
     cy = (y1 + y2) / 2
@@ -67,7 +67,10 @@ def box_corner_to_center(boxes):
 
 @implements
 def box_center_to_corner(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _center_to_corner(boxes)
+
+
+def _center_to_corner(boxes):
     cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     x1 = cx - 0.5 * w
     y1 = cy - 0.5 * h
@@ -78,18 +81,15 @@ def box_center_to_corner(boxes):
 
 @implements
 def box_convert(boxes, in_fmt, out_fmt):
-    checks.box_format(in_fmt, "in_fmt")
-    checks.box_format(out_fmt, "out_fmt")
-    checks.box_shape(boxes, "boxes", ndim=None)
     if in_fmt == out_fmt:
         return boxes.clone()
     if in_fmt == "cxcywh":
-        boxes = box_center_to_corner(boxes)
+        boxes = _center_to_corner(boxes)
     elif in_fmt == "xywh":
         boxes = paddle.concat((boxes[..., :2], boxes[..., :2] + boxes[..., 2:]), axis=-1)
     # boxes are xyxy here
     if out_fmt == "cxcywh":
-        return box_corner_to_center(boxes)
+        return _corner_to_center(boxes)
     if out_fmt == "xywh":
         return paddle.concat((boxes[..., :2], boxes[..., 2:] - boxes[..., :2]), axis=-1)
     return boxes
@@ -102,7 +102,6 @@ def _upcast(boxes):
 
 @implements
 def box_area(boxes):
-    checks.box_shape(boxes, "boxes")
     return _area(_upcast(boxes))
 
 
@@ -112,15 +111,10 @@ def _area(boxes):
 
 @implements
 def multibox_prior(data, sizes, ratios):
-    in_height, in_width, sizes, ratios = checks.prior_args(data, sizes, ratios)
+    in_height, in_width = (int(d) for d in data.shape[-2:])
     boxes_per_pixel = len(sizes) + len(ratios) - 1
-    # The K widths and heights are computed with NumPy: paddle's CPU sqrt is not correctly rounded,
-    # and anchors must be bit-identical on every backend.
-    size_array = np.asarray(sizes, dtype=np.float32)
-    sqrt_ratios = np.sqrt(np.asarray(ratios, dtype=np.float32))
-    w = paddle.to_tensor(np.concatenate((size_array * sqrt_ratios[0], size_array[0] * sqrt_ratios[1:]))
-                         * in_height / in_width)                                  # (K,)
-    h = paddle.to_tensor(np.concatenate((size_array / sqrt_ratios[0], size_array[0] / sqrt_ratios[1:])))  # (K,)
+    # K widths and heights from NumPy: paddle's CPU sqrt is not correctly rounded (multissd.boxes.anchor_shapes)
+    w, h = (paddle.to_tensor(x) for x in anchor_shapes(sizes, ratios, in_height, in_width))  # (K,), (K,)
     # Offset 0.5 moves each centre to the middle of its pixel; steps normalise to [0, 1].
     steps_h, steps_w = 1.0 / in_height, 1.0 / in_width
     center_h = (paddle.arange(in_height, dtype="float32") + 0.5) * steps_h  # (H,)
@@ -135,10 +129,6 @@ def multibox_prior(data, sizes, ratios):
 
 @implements
 def box_iou(boxes1, boxes2):
-    checks.box_shape(boxes1, "boxes1")
-    checks.box_shape(boxes2, "boxes2")
-    checks.box_values(boxes1, "boxes1")
-    checks.box_values(boxes2, "boxes2")
     boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     if boxes1.dtype != boxes2.dtype:
         boxes1, boxes2 = boxes1.astype("float64"), boxes2.astype("float64")
@@ -164,11 +154,6 @@ def _pairwise_iou(boxes1, boxes2):
 
 @implements
 def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
-    checks.box_shape(ground_truth, "ground_truth")
-    checks.box_shape(anchors, "anchors")
-    checks.box_values(ground_truth, "ground_truth")
-    checks.box_values(anchors, "anchors")
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
     jaccard = _pairwise_iou(ground_truth.astype(anchors.dtype), anchors)[None]       # (1, G, A)
     is_object = paddle.ones([1, jaccard.shape[1]], dtype="bool")                 # (1, G)
     return _assign(jaccard, is_object, iou_threshold)[0]
@@ -176,7 +161,7 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
 
 def _assign(jaccard, is_object, iou_threshold):
     """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
-    contiguous axis) -> int64 ``(B, A)``.
+    contiguous axis) -> int64 ``(B, A)``; ``jaccard`` itself is not modified.
 
     ``is_object`` ``(B, G)`` is False for padding rows, which are never matched. The book's greedy
     loop (take the largest IoU, discard its row and column, repeat) is computed in rounds: each
@@ -191,7 +176,7 @@ def _assign(jaccard, is_object, iou_threshold):
     if num_anchors == 0 or num_gt == 0 or not bool(is_object.any()):
         return anchors_bbox_map
     if not bool(is_object.all()):
-        jaccard = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)      # padding rows: (B, G, A)
+        jaccard = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)      # padding rows: (B, G, A), a copy
     # Every anchor whose best IoU reaches the threshold takes that box (ties: lower box); amax runs
     # vectorised, and the box is then looked up for those few anchors only.
     positive = paddle.nonzero(jaccard.amax(axis=1) >= iou_threshold)             # (p, 2): image, anchor
@@ -230,15 +215,12 @@ def _assign(jaccard, is_object, iou_threshold):
 
 @implements
 def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(assigned_bb, "assigned_bb", ndim=None)
-    checks.positive_size_boxes(anchors, "anchors")
     return _encode(anchors, assigned_bb, coding)
 
 
 def _encode(anchors, assigned_bb, coding):
-    c_anc = box_corner_to_center(anchors)                # (..., 4)
-    c_assigned_bb = box_corner_to_center(assigned_bb)    # (..., 4)
+    c_anc = _corner_to_center(anchors)                # (..., 4)
+    c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
     offset_wh = coding.size_scale * paddle.log(coding.eps + c_assigned_bb[..., 2:] / c_anc[..., 2:])
     return paddle.concat([offset_xy, offset_wh], axis=-1)
@@ -246,9 +228,7 @@ def _encode(anchors, assigned_bb, coding):
 
 @implements
 def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
-    num_anchors = checks.anchors(anchors)
-    batch_size, num_rows = checks.labels(labels)
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (paddle.float32, paddle.float64) else paddle.float32
     labels, anchors = labels.astype(dtype), anchors.reshape([num_anchors, 4]).astype(dtype)
     if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
@@ -271,22 +251,19 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
 
 @implements
 def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(offset_preds, "offset_preds", ndim=None)
     return _decode(anchors, offset_preds, coding)
 
 
 def _decode(anchors, offset_preds, coding):
-    anc = box_corner_to_center(anchors)
+    anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = (offset_preds[..., 2:] / coding.size_scale).clip(max=coding.max_log_scale)
     pred_bbox_wh = paddle.exp(log_scale) * anc[..., 2:]
-    return box_center_to_corner(paddle.concat((pred_bbox_xy, pred_bbox_wh), axis=-1))
+    return _center_to_corner(paddle.concat((pred_bbox_xy, pred_bbox_wh), axis=-1))
 
 
 @implements
 def nms(boxes, scores, iou_threshold):
-    iou_threshold = checks.nms_inputs(boxes, scores, iou_threshold)
     return _nms(_upcast(boxes), scores, iou_threshold)
 
 
@@ -338,9 +315,7 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 @implements
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
-    batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
-    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
-    pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
+    batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     dtype = cls_probs.dtype
     anchors = anchors.reshape([num_anchors, 4]).astype(dtype)
     conf, class_id = cls_probs[:, 1:].amax(axis=1), cls_probs[:, 1:].argmax(axis=1)   # (B, A)
@@ -368,19 +343,16 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     return paddle.stack(out)
 
 
-
 @implements
 def batched_nms(boxes, scores, idxs, iou_threshold):
-    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
     return _nms(_upcast(boxes), scores, iou_threshold, idxs.astype("int64"))  # suppression within a class only
 
 
 @implements
-def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
-                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
-    (batch_size, num_classes, num_anchors, score_threshold, nms_threshold, topk_candidates,
-     detections_per_image) = checks.per_class_detection_inputs(cls_probs, offset_preds, anchors, score_threshold,
-                                                               nms_threshold, topk_candidates, detections_per_image)
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
+                                 nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
+                                 detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
     anchors = anchors.reshape([num_anchors, 4]).astype(cls_probs.dtype)
     boxes = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding).clip(0, 1)  # (B, A, 4)
     object_probs = cls_probs[:, 1:]                                               # (B, C-1, A)
@@ -397,5 +369,3 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         out.append({"boxes": paddle.gather(candidates, keep), "scores": paddle.gather(scores, keep),
                     "labels": paddle.gather(labels, keep)})
     return out
-
-__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from paddle_nn.py

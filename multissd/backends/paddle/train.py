@@ -1,6 +1,6 @@
-"""PaddlePaddle: the training adapters :mod:`multissd.trainer` drives (devices, loaders, the step).
+"""PaddlePaddle: the training adapters :mod:`multissd.training` drives (devices, loaders, the step).
 
-Same functions, same order as ``torch_train.py`` and ``numpy_train.py``.
+Same functions, same order as ``torch/train.py`` and ``numpy/train.py``.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import paddle
 
-from multissd.backends import paddle as boxes
-from multissd.backends import paddle_nn as nn
+from multissd.backends.paddle import boxes
+from multissd.backends.paddle import nn
 from multissd.host import cpu_count
 
 CAN_TRAIN = True

@@ -1,6 +1,6 @@
-"""PyTorch backend: :mod:`multissd.contract` in PyTorch's idiom.
+"""PyTorch backend: :mod:`multissd.boxes` in PyTorch's idiom.
 
-Same functions, same order as ``numpy.py`` (the reference). Matching (``multibox_target``) runs
+Same functions, same order as ``numpy/boxes.py`` (the reference) and ``paddle/boxes.py``. Matching (``multibox_target``) runs
 over the whole batch at once; NMS is an exact greedy NMS computed from the IoU matrix, so results
 are identical to the reference on every device.
 """
@@ -9,20 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from multissd import backends, checks
-from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
-                               UNMATCHED, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
+                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
-NAME = "torch"
-CAN_TRAIN = True
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
 _NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
-
-
-def is_tensor(x) -> bool:
-    """Whether ``x`` is a tensor of this backend."""
-    return isinstance(x, torch.Tensor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,13 +41,21 @@ def to_numpy(x):
     return x.numpy()
 
 
+def on_host(x) -> bool:
+    """Whether ``x`` is in CPU memory, where argument checks can read it without a device sync."""
+    return x.device.type == "cpu"
+
+
 # --------------------------------------------------------------------------------------------
 # Boxes
 # --------------------------------------------------------------------------------------------
 
 @implements
 def box_corner_to_center(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _corner_to_center(boxes)
+
+
+def _corner_to_center(boxes):
     x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     cx = (x1 + x2) / 2
     cy = (y1 + y2) / 2
@@ -66,7 +66,10 @@ def box_corner_to_center(boxes):
 
 @implements
 def box_center_to_corner(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _center_to_corner(boxes)
+
+
+def _center_to_corner(boxes):
     cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     x1 = cx - 0.5 * w
     y1 = cy - 0.5 * h
@@ -77,18 +80,15 @@ def box_center_to_corner(boxes):
 
 @implements
 def box_convert(boxes, in_fmt, out_fmt):
-    checks.box_format(in_fmt, "in_fmt")
-    checks.box_format(out_fmt, "out_fmt")
-    checks.box_shape(boxes, "boxes", ndim=None)
     if in_fmt == out_fmt:
         return boxes.clone()
     if in_fmt == "cxcywh":
-        boxes = box_center_to_corner(boxes)
+        boxes = _center_to_corner(boxes)
     elif in_fmt == "xywh":
         boxes = torch.cat((boxes[..., :2], boxes[..., :2] + boxes[..., 2:]), dim=-1)
     # boxes are xyxy here
     if out_fmt == "cxcywh":
-        return box_corner_to_center(boxes)
+        return _corner_to_center(boxes)
     if out_fmt == "xywh":
         return torch.cat((boxes[..., :2], boxes[..., 2:] - boxes[..., :2]), dim=-1)
     return boxes
@@ -101,7 +101,6 @@ def _upcast(boxes):
 
 @implements
 def box_area(boxes):
-    checks.box_shape(boxes, "boxes")
     return _area(_upcast(boxes))
 
 
@@ -111,22 +110,16 @@ def _area(boxes):
 
 @implements
 def multibox_prior(data, sizes, ratios):
-    in_height, in_width, sizes, ratios = checks.prior_args(data, sizes, ratios)
+    in_height, in_width = (int(d) for d in data.shape[-2:])
     device, boxes_per_pixel = data.device, len(sizes) + len(ratios) - 1
-    size_tensor = torch.tensor(sizes, dtype=torch.float32, device=device)
-    ratio_tensor = torch.tensor(ratios, dtype=torch.float32, device=device)
+    # K widths and heights from NumPy: torch's CPU sqrt is not correctly rounded (multissd.boxes.anchor_shapes)
+    w, h = (torch.from_numpy(x).to(device) for x in anchor_shapes(sizes, ratios, in_height, in_width))  # (K,)
     # Offset 0.5 moves each centre to the middle of its pixel; steps normalise to [0, 1].
     steps_h, steps_w = 1.0 / in_height, 1.0 / in_width
     center_h = (torch.arange(in_height, dtype=torch.float32, device=device) + 0.5) * steps_h  # (H,)
     center_w = (torch.arange(in_width, dtype=torch.float32, device=device) + 0.5) * steps_w   # (W,)
     shift_y, shift_x = torch.meshgrid(center_h, center_w, indexing="ij")   # (H, W) each
     shift_y, shift_x = shift_y.reshape(-1), shift_x.reshape(-1)           # (H*W,)
-    # K widths and heights: every size with ratios[0], then sizes[0] with ratios[1:].
-    w = torch.cat((size_tensor * torch.sqrt(ratio_tensor[0]),
-                   sizes[0] * torch.sqrt(ratio_tensor[1:]))) * in_height / in_width  # (K,)
-    # (a tensor numerator: torch computes `float / tensor` as `reciprocal * float`, 1 ulp off division)
-    h = torch.cat((size_tensor / torch.sqrt(ratio_tensor[0]),
-                   size_tensor[0] / torch.sqrt(ratio_tensor[1:])))                    # (K,)
     anchor_manipulations = torch.stack((-w, -h, w, h)).T.repeat(in_height * in_width, 1) / 2  # (H*W*K, 4)
     out_grid = torch.stack([shift_x, shift_y, shift_x, shift_y],
                            dim=1).repeat_interleave(boxes_per_pixel, dim=0)        # (H*W*K, 4)
@@ -135,10 +128,6 @@ def multibox_prior(data, sizes, ratios):
 
 @implements
 def box_iou(boxes1, boxes2):
-    checks.box_shape(boxes1, "boxes1")
-    checks.box_shape(boxes2, "boxes2")
-    checks.box_values(boxes1, "boxes1")
-    checks.box_values(boxes2, "boxes2")
     boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     if boxes1.dtype != boxes2.dtype:
         boxes1, boxes2 = boxes1.double(), boxes2.double()
@@ -168,11 +157,6 @@ def _pairwise_iou(boxes1, boxes2):
 
 @implements
 def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
-    checks.box_shape(ground_truth, "ground_truth")
-    checks.box_shape(anchors, "anchors")
-    checks.box_values(ground_truth, "ground_truth")
-    checks.box_values(anchors, "anchors")
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
     jaccard = _pairwise_iou(ground_truth.to(anchors.dtype), anchors)[None]       # (1, G, A)
     is_object = torch.ones(jaccard.shape[:2], dtype=torch.bool, device=anchors.device)  # (1, G)
     return _assign(jaccard, is_object, iou_threshold)[0]
@@ -180,7 +164,7 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
 
 def _assign(jaccard, is_object, iou_threshold):
     """The book's matching for a batch of IoU matrices ``(B, G, A)`` (box-major: the anchors are the
-    contiguous axis) -> int64 ``(B, A)``. Padding rows of ``jaccard`` are overwritten.
+    contiguous axis) -> int64 ``(B, A)``; ``jaccard`` itself is not modified.
 
     ``is_object`` ``(B, G)`` is False for padding rows, which are never matched. The book's greedy
     loop (take the largest IoU, discard its row and column, repeat) is computed in rounds: each
@@ -196,7 +180,7 @@ def _assign(jaccard, is_object, iou_threshold):
     if num_anchors == 0 or num_gt == 0 or not is_object.any():
         return anchors_bbox_map
     if not is_object.all():
-        jaccard.masked_fill_(~is_object[:, :, None], _DISCARDED)                # padding rows: (B, G, A)
+        jaccard = jaccard.masked_fill(~is_object[:, :, None], _DISCARDED)       # padding rows: (B, G, A), a copy
     # Every anchor whose best IoU reaches the threshold takes that box (ties: lower box); amax runs
     # vectorised, and the box is then looked up for those few anchors only.
     image, anchor = (jaccard.amax(dim=1) >= iou_threshold).nonzero(as_tuple=True)  # (p,), (p,)
@@ -229,15 +213,12 @@ def _assign(jaccard, is_object, iou_threshold):
 
 @implements
 def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(assigned_bb, "assigned_bb", ndim=None)
-    checks.positive_size_boxes(anchors, "anchors")
     return _encode(anchors, assigned_bb, coding)
 
 
 def _encode(anchors, assigned_bb, coding):
-    c_anc = box_corner_to_center(anchors)                # (..., 4)
-    c_assigned_bb = box_corner_to_center(assigned_bb)    # (..., 4)
+    c_anc = _corner_to_center(anchors)                # (..., 4)
+    c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
     offset_wh = coding.size_scale * torch.log(coding.eps + c_assigned_bb[..., 2:] / c_anc[..., 2:])
     return torch.cat([offset_xy, offset_wh], dim=-1)
@@ -245,9 +226,7 @@ def _encode(anchors, assigned_bb, coding):
 
 @implements
 def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
-    num_anchors = checks.anchors(anchors)
-    batch_size, num_rows = checks.labels(labels)
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (torch.float32, torch.float64) else torch.float32
     labels, anchors = labels.to(dtype), anchors.reshape(num_anchors, 4).to(dtype)
     if num_rows == 0:  # no objects anywhere: one padding row keeps the gathers below well-defined
@@ -268,22 +247,19 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
 
 @implements
 def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(offset_preds, "offset_preds", ndim=None)
     return _decode(anchors, offset_preds, coding)
 
 
 def _decode(anchors, offset_preds, coding):
-    anc = box_corner_to_center(anchors)
+    anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = (offset_preds[..., 2:] / coding.size_scale).clamp(max=coding.max_log_scale)
     pred_bbox_wh = torch.exp(log_scale) * anc[..., 2:]
-    return box_center_to_corner(torch.cat((pred_bbox_xy, pred_bbox_wh), dim=-1))
+    return _center_to_corner(torch.cat((pred_bbox_xy, pred_bbox_wh), dim=-1))
 
 
 @implements
 def nms(boxes, scores, iou_threshold):
-    iou_threshold = checks.nms_inputs(boxes, scores, iou_threshold)
     return _nms(_upcast(boxes), scores, iou_threshold)
 
 
@@ -326,9 +302,7 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 @implements
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
-    batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
-    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
-    pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
+    batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     device, dtype = cls_probs.device, cls_probs.dtype
     anchors = anchors.reshape(num_anchors, 4).to(dtype)
     conf, class_id = cls_probs[:, 1:].amax(dim=1), cls_probs[:, 1:].argmax(dim=1)   # (B, A)
@@ -351,19 +325,16 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     return torch.stack(out)
 
 
-
 @implements
 def batched_nms(boxes, scores, idxs, iou_threshold):
-    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
     return _nms(_upcast(boxes), scores, iou_threshold, idxs)  # one pass, suppression within a class only
 
 
 @implements
-def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
-                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
-    (batch_size, num_classes, num_anchors, score_threshold, nms_threshold, topk_candidates,
-     detections_per_image) = checks.per_class_detection_inputs(cls_probs, offset_preds, anchors, score_threshold,
-                                                               nms_threshold, topk_candidates, detections_per_image)
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
+                                 nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
+                                 detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
     anchors = anchors.reshape(num_anchors, 4).to(cls_probs.dtype)
     boxes = _decode(anchors, offset_preds.reshape(batch_size, num_anchors, 4), coding).clamp(0, 1)  # (B, A, 4)
     ranked = torch.sort(cls_probs[:, 1:], dim=2, descending=True, stable=True)    # (B, C-1, A), ties: lower anchor
@@ -378,5 +349,3 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         keep = _nms(_upcast(candidates), scores, nms_threshold, labels)[:detections_per_image]
         out.append({"boxes": candidates[keep], "scores": scores[keep], "labels": labels[keep]})
     return out
-
-__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from torch_nn.py

@@ -1,18 +1,20 @@
-"""The backend-neutral contract of the model pieces and losses (the second half of the book's chapter).
+"""The model-and-loss contract: the second half of the book's chapter, written down once.
 
-Like :mod:`multissd.contract` for the box functions: each function is written down once here, with
-shapes and dtypes, and every backend's ``<name>_nn.py`` implements the same functions in the same
-order. Functions that build layers (no tensor argument) use the active backend; the others
-dispatch on the type of the tensors they receive. Letters as in :mod:`multissd.contract`; also
-``Q = num_classes`` (objects, without background), so ``C = Q + 1``.
+Like :mod:`multissd.boxes` for the box functions: each function of the model's pieces (the book's
+names: ``cls_predictor``, ``down_sample_blk``, ``TinySSD``, ...), of the weights by neutral name, and of
+the losses and metrics is stated here with shapes and dtypes, and every backend's
+``multissd/backends/<name>/nn.py`` implements the same functions in the same order. Functions that
+build layers (no tensor argument) use the active backend; the others dispatch on the type of the
+tensors they receive. Letters as in :mod:`multissd.boxes`; also ``Q = num_classes`` (objects,
+without background), so ``C = Q + 1``. The model itself is described once, as data, in
+:mod:`multissd.model`.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-from multissd import backends
-from multissd.contract import contract_checker
+from multissd import checks
+from multissd.dispatch import Contract
 
 REDUCTIONS = ("none", "mean", "sum")
 CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
@@ -69,43 +71,23 @@ class LossConfig:
 BOOK_LOSS = LossConfig()
 
 
-def check_reduction(reduction) -> str:
-    """``ValueError`` (containing "Invalid") unless ``reduction`` is one of :data:`REDUCTIONS`."""
+def _reduction_args(reduction, **_):
+    """The argument rule of the losses: ``ValueError`` (containing "Invalid") unless ``reduction``
+    is one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"Invalid reduction. Expected one of {list(REDUCTIONS)}; received reduction={reduction!r}")
-    return reduction
 
 
-def _on_active_backend(func):
-    name = func.__name__
-
-    @functools.wraps(func)
-    def call(*args, **kwargs):
-        from multissd.config import get_backend
-        return getattr(backends.load_nn(get_backend()), name)(*args, **kwargs)
-
-    return call
-
-
-def _on_tensor_backend(func):
-    name = func.__name__
-
-    @functools.wraps(func)
-    def call(*args, **kwargs):
-        module = backends.backend_for(*args, *kwargs.values())
-        return getattr(backends.load_nn(module.NAME), name)(*args, **kwargs)
-
-    return call
-
-
-implements = contract_checker(globals(), "NN_CONTRACT")
+NN = Contract("nn")
+"""The model-and-loss contract: every backend's ``nn.py`` implements :data:`NN_CONTRACT` in this order."""
+implements = NN.implements
 
 
 # ---------------------------------------------------------------------------------------------
 # Layers (the book's names)
 # ---------------------------------------------------------------------------------------------
 
-@_on_active_backend
+@NN.on_active()
 def cls_predictor(num_inputs, num_anchors, num_classes):
     """The class predictor of one scale: a 3x3 convolution, padding 1.
 
@@ -114,23 +96,23 @@ def cls_predictor(num_inputs, num_anchors, num_classes):
     """
 
 
-@_on_active_backend
+@NN.on_active()
 def bbox_predictor(num_inputs, num_anchors):
     """The box predictor of one scale: ``(B, num_inputs, H, W) -> (B, num_anchors * 4, H, W)``."""
 
 
-@_on_tensor_backend
+@NN.on_tensors()
 def flatten_pred(pred):
     """``(B, ch, H, W) -> (B, H * W * ch)``, channels last so each location's predictions are contiguous."""
 
 
-@_on_tensor_backend
+@NN.on_tensors()
 def concat_preds(preds):
     """Flatten each scale's predictions and concatenate them: list of ``(B, ch_i, H_i, W_i)`` ->
     ``(B, sum_i H_i * W_i * ch_i)``."""
 
 
-@_on_active_backend
+@NN.on_active()
 def down_sample_blk(in_channels, out_channels, spec=None):
     """Two ``[3x3 conv (padding 1), batch norm, ReLU]`` then a 2x2 max pool: halves H and W.
 
@@ -139,7 +121,7 @@ def down_sample_blk(in_channels, out_channels, spec=None):
     """
 
 
-@_on_active_backend
+@NN.on_active()
 def base_net(spec=None):
     """The base network: down-sample blocks ``3 -> 16 -> 32 -> 64`` (``spec.base_channels``).
 
@@ -147,20 +129,20 @@ def base_net(spec=None):
     """
 
 
-@_on_active_backend
+@NN.on_active()
 def get_blk(i, spec=None):
     """Stage ``i`` of TinySSD: 0 the base network, then down-sample blocks (to 128 channels), and
     the last a global max pool to ``(B, 128, 1, 1)``."""
 
 
-@_on_tensor_backend
+@NN.on_tensors()
 def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
     """Run one stage: ``Y = blk(X)``, its anchors ``multibox_prior(Y, size, ratio)`` ``(1, H*W*K, 4)``,
     class predictions ``(B, K*C, H, W)`` and box predictions ``(B, K*4, H, W)``; returns
     ``(Y, anchors, cls_preds, bbox_preds)``."""
 
 
-@_on_active_backend
+@NN.on_active()
 def TinySSD(num_classes=1, spec=None, seed=0):
     """The book's TinySSD as a native model of the active backend (``torch.nn.Module``,
     ``paddle.nn.Layer``, or a NumPy model with forward passes only).
@@ -169,7 +151,7 @@ def TinySSD(num_classes=1, spec=None, seed=0):
         num_classes: object classes without background (ignored when ``spec`` is given).
         spec: a :class:`multissd.TinySSDSpec`; by default the book's, with ``num_classes``.
         seed: the initial weights are drawn with NumPy from this seed
-            (:func:`multissd.model_spec.init_weights`), identically on every backend.
+            (:func:`multissd.model.init_weights`), identically on every backend.
 
     Calling the model on ``X`` ``(B, 3, H, W)`` float32 returns ``(anchors, cls_preds, bbox_preds)``:
     ``(1, A, 4)``, ``(B, A, C)`` and ``(B, 4A)``; for the book's ``(32, 3, 256, 256)`` and one class:
@@ -181,13 +163,13 @@ def TinySSD(num_classes=1, spec=None, seed=0):
 # Weights by neutral name
 # ---------------------------------------------------------------------------------------------
 
-@_on_tensor_backend
+@NN.on_tensors()
 def get_weights(net):
     """Every parameter and batch-norm statistic of ``net`` as float32 NumPy arrays, by neutral name
     (:meth:`multissd.TinySSDSpec.parameters`), in the spec's order."""
 
 
-@_on_tensor_backend
+@NN.on_tensors(checks.set_weights_args)
 def set_weights(net, weights):
     """Copy NumPy arrays into ``net`` by neutral name. ``weights`` must hold exactly the spec's names
     with the spec's shapes; otherwise ``ValueError`` naming the first mismatching parameter."""
@@ -197,7 +179,7 @@ def set_weights(net, weights):
 # Losses and metrics
 # ---------------------------------------------------------------------------------------------
 
-@_on_tensor_backend
+@NN.on_tensors(_reduction_args)
 def cross_entropy(logits, labels, reduction="mean"):
     """Softmax cross-entropy from a log-sum-exp (finite for logits of any size).
 
@@ -207,13 +189,13 @@ def cross_entropy(logits, labels, reduction="mean"):
     """
 
 
-@_on_tensor_backend
+@NN.on_tensors(_reduction_args)
 def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
     """Softmax focal loss ``-alpha * (1 - p_t)**gamma * log(p_t)`` (the book's exercise), shapes as
     :func:`cross_entropy`; ``alpha=1, gamma=0`` is cross-entropy."""
 
 
-@_on_tensor_backend
+@NN.on_tensors(_reduction_args)
 def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
     """Binary cross-entropy without a background column (the fastai lesson), optionally focal.
 
@@ -228,13 +210,13 @@ def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
     """
 
 
-@_on_tensor_backend
+@NN.on_tensors(_reduction_args)
 def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
     """The book's smooth L1: ``(sigma x)**2 / 2`` if ``|x| < 1/sigma**2``, else ``|x| - 0.5/sigma**2``,
     ``x = preds - targets`` elementwise; ``reduction`` as :func:`cross_entropy`."""
 
 
-@_on_tensor_backend
+@NN.on_tensors(checks.loss_args)
 def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
     """The multibox loss per image (the book's ``calc_loss`` with its exercises, see :class:`LossConfig`).
 
@@ -249,18 +231,15 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
     """
 
 
-@_on_tensor_backend
+@NN.on_tensors()
 def cls_eval(cls_preds, cls_labels):
     """Number of anchors whose arg-max class equals the label, as a Python float (the book's)."""
 
 
-@_on_tensor_backend
+@NN.on_tensors()
 def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
     """Sum of ``|bbox_labels - bbox_preds|`` over matched anchors, as a Python float (the book's)."""
 
 
-NN_CONTRACT = (
-    "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
-    "get_blk", "blk_forward", "TinySSD", "get_weights", "set_weights",
-    "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "cls_eval", "bbox_eval",
-)
+NN_CONTRACT = NN.names
+"""The model-and-loss contract, in order. Every backend's ``nn.py`` defines exactly these, in this order."""

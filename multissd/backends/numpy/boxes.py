@@ -1,4 +1,4 @@
-"""NumPy backend: the reference implementation of :mod:`multissd.contract`.
+"""NumPy backend: the reference implementation of :mod:`multissd.boxes`.
 
 It stands in for the book's MXNet ``np``/``npx`` tab and follows the book's code step by step
 (loops over images and over ground-truth boxes included) so that it is easy to check by eye; the
@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd import backends, checks
-from multissd.contract import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, NOT_DETECTED,
-                               UNMATCHED, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
+                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
-NAME = "numpy"
-CAN_TRAIN = False
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
-
-
-def is_tensor(x) -> bool:
-    """Whether ``x`` is a tensor of this backend."""
-    return isinstance(x, np.ndarray)
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,13 +30,21 @@ def to_numpy(x):
     return np.asarray(x)
 
 
+def on_host(x) -> bool:
+    """NumPy arrays are always in host memory (argument checks may read them)."""
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Boxes
 # --------------------------------------------------------------------------------------------
 
 @implements
 def box_corner_to_center(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _corner_to_center(boxes)
+
+
+def _corner_to_center(boxes):
     x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     cx = (x1 + x2) / 2
     cy = (y1 + y2) / 2
@@ -55,7 +55,10 @@ def box_corner_to_center(boxes):
 
 @implements
 def box_center_to_corner(boxes):
-    checks.box_shape(boxes, "boxes", ndim=None)
+    return _center_to_corner(boxes)
+
+
+def _center_to_corner(boxes):
     cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
     x1 = cx - 0.5 * w
     y1 = cy - 0.5 * h
@@ -66,18 +69,15 @@ def box_center_to_corner(boxes):
 
 @implements
 def box_convert(boxes, in_fmt, out_fmt):
-    checks.box_format(in_fmt, "in_fmt")
-    checks.box_format(out_fmt, "out_fmt")
-    checks.box_shape(boxes, "boxes", ndim=None)
     if in_fmt == out_fmt:
         return boxes.copy()
     if in_fmt == "cxcywh":
-        boxes = box_center_to_corner(boxes)
+        boxes = _center_to_corner(boxes)
     elif in_fmt == "xywh":
         boxes = np.concatenate((boxes[..., :2], boxes[..., :2] + boxes[..., 2:]), axis=-1)
     # boxes are xyxy here
     if out_fmt == "cxcywh":
-        return box_corner_to_center(boxes)
+        return _corner_to_center(boxes)
     if out_fmt == "xywh":
         return np.concatenate((boxes[..., :2], boxes[..., 2:] - boxes[..., :2]), axis=-1)
     return boxes
@@ -90,7 +90,6 @@ def _upcast(boxes):
 
 @implements
 def box_area(boxes):
-    checks.box_shape(boxes, "boxes")
     return _area(_upcast(boxes))
 
 
@@ -100,21 +99,15 @@ def _area(boxes):
 
 @implements
 def multibox_prior(data, sizes, ratios):
-    in_height, in_width, sizes, ratios = checks.prior_args(data, sizes, ratios)
+    in_height, in_width = (int(d) for d in data.shape[-2:])
     boxes_per_pixel = len(sizes) + len(ratios) - 1
-    size_tensor = np.asarray(sizes, dtype=np.float32)
-    ratio_tensor = np.asarray(ratios, dtype=np.float32)
+    w, h = anchor_shapes(sizes, ratios, in_height, in_width)                    # (K,), (K,) float32
     # Offset 0.5 moves each centre to the middle of its pixel; steps normalise to [0, 1].
     steps_h, steps_w = 1.0 / in_height, 1.0 / in_width
     center_h = (np.arange(in_height, dtype=np.float32) + 0.5) * steps_h  # (H,)
     center_w = (np.arange(in_width, dtype=np.float32) + 0.5) * steps_w   # (W,)
     shift_y, shift_x = np.meshgrid(center_h, center_w, indexing="ij")    # (H, W) each
     shift_y, shift_x = shift_y.reshape(-1), shift_x.reshape(-1)          # (H*W,)
-    # K widths and heights: every size with ratios[0], then sizes[0] with ratios[1:].
-    w = np.concatenate((size_tensor * np.sqrt(ratio_tensor[0]),
-                        sizes[0] * np.sqrt(ratio_tensor[1:]))) * in_height / in_width  # (K,)
-    h = np.concatenate((size_tensor / np.sqrt(ratio_tensor[0]),
-                        sizes[0] / np.sqrt(ratio_tensor[1:])))                          # (K,)
     anchor_manipulations = np.tile(np.stack((-w, -h, w, h)).T, (in_height * in_width, 1)) / 2  # (H*W*K, 4)
     out_grid = np.repeat(np.stack([shift_x, shift_y, shift_x, shift_y], axis=1),
                          boxes_per_pixel, axis=0)                                  # (H*W*K, 4)
@@ -123,10 +116,6 @@ def multibox_prior(data, sizes, ratios):
 
 @implements
 def box_iou(boxes1, boxes2):
-    checks.box_shape(boxes1, "boxes1")
-    checks.box_shape(boxes2, "boxes2")
-    checks.box_values(boxes1, "boxes1")
-    checks.box_values(boxes2, "boxes2")
     boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     if boxes1.dtype != boxes2.dtype:
         boxes1, boxes2 = boxes1.astype(np.float64), boxes2.astype(np.float64)
@@ -147,11 +136,6 @@ def _pairwise_iou(boxes1, boxes2):
 
 @implements
 def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
-    checks.box_shape(ground_truth, "ground_truth")
-    checks.box_shape(anchors, "anchors")
-    checks.box_values(ground_truth, "ground_truth")
-    checks.box_values(anchors, "anchors")
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
     return _assign(_pairwise_iou(anchors, ground_truth.astype(anchors.dtype)), iou_threshold)
 
 
@@ -177,15 +161,12 @@ def _assign(jaccard, iou_threshold):
 
 @implements
 def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(assigned_bb, "assigned_bb", ndim=None)
-    checks.positive_size_boxes(anchors, "anchors")
     return _encode(anchors, assigned_bb, coding)
 
 
 def _encode(anchors, assigned_bb, coding):
-    c_anc = box_corner_to_center(anchors)                # (..., 4)
-    c_assigned_bb = box_corner_to_center(assigned_bb)    # (..., 4)
+    c_anc = _corner_to_center(anchors)                # (..., 4)
+    c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
     offset_wh = coding.size_scale * np.log(coding.eps + c_assigned_bb[..., 2:] / c_anc[..., 2:])
     return np.concatenate([offset_xy, offset_wh], axis=-1)
@@ -193,9 +174,7 @@ def _encode(anchors, assigned_bb, coding):
 
 @implements
 def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
-    num_anchors = checks.anchors(anchors)
-    batch_size, _ = checks.labels(labels)
-    iou_threshold = checks.threshold(iou_threshold, "iou_threshold")
+    num_anchors, batch_size = int(anchors.shape[-2]), int(labels.shape[0])
     anchors = anchors.reshape(num_anchors, 4)
     dtype = labels.dtype if labels.dtype in (np.float32, np.float64) else np.float32
     batch_offset, batch_mask, batch_class_labels = [], [], []
@@ -221,22 +200,19 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
 
 @implements
 def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
-    checks.box_shape(anchors, "anchors", ndim=None)
-    checks.box_shape(offset_preds, "offset_preds", ndim=None)
     return _decode(anchors, offset_preds, coding)
 
 
 def _decode(anchors, offset_preds, coding):
-    anc = box_corner_to_center(anchors)
+    anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = np.minimum(offset_preds[..., 2:] / coding.size_scale, coding.max_log_scale)
     pred_bbox_wh = np.exp(log_scale) * anc[..., 2:]
-    return box_center_to_corner(np.concatenate((pred_bbox_xy, pred_bbox_wh), axis=-1))
+    return _center_to_corner(np.concatenate((pred_bbox_xy, pred_bbox_wh), axis=-1))
 
 
 @implements
 def nms(boxes, scores, iou_threshold):
-    iou_threshold = checks.nms_inputs(boxes, scores, iou_threshold)
     return _nms(_upcast(boxes), scores, iou_threshold)
 
 
@@ -256,9 +232,7 @@ def _nms(boxes, scores, iou_threshold):
 @implements
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
-    batch_size, _, num_anchors = checks.detection_inputs(cls_probs, offset_preds, anchors)
-    nms_threshold = checks.threshold(nms_threshold, "nms_threshold")
-    pos_threshold = checks.threshold(pos_threshold, "pos_threshold")
+    batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
     out = []
     for i in range(batch_size):
@@ -280,10 +254,8 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
     return np.stack(out)
 
 
-
 @implements
 def batched_nms(boxes, scores, idxs, iou_threshold):
-    iou_threshold = checks.batched_nms_inputs(boxes, scores, idxs, iou_threshold)
     return _batched_nms(_upcast(boxes), scores, idxs, iou_threshold)
 
 
@@ -295,11 +267,10 @@ def _batched_nms(boxes, scores, idxs, iou_threshold):
 
 
 @implements
-def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=0.01, nms_threshold=0.45,
-                                 topk_candidates=400, detections_per_image=200, coding=BOOK_OFFSETS):
-    (batch_size, num_classes, num_anchors, score_threshold, nms_threshold, topk_candidates,
-     detections_per_image) = checks.per_class_detection_inputs(cls_probs, offset_preds, anchors, score_threshold,
-                                                               nms_threshold, topk_candidates, detections_per_image)
+def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
+                                 nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
+                                 detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
+    batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
     anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
     out = []
     for i in range(batch_size):
@@ -316,5 +287,3 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         keep = _batched_nms(_upcast(boxes[anchor_ids]), scores, labels, nms_threshold)[:detections_per_image]
         out.append({"boxes": boxes[anchor_ids[keep]], "scores": scores[keep], "labels": labels[keep]})
     return out
-
-__getattr__ = backends.nn_attribute_getter(NAME)  # TinySSD, calc_loss, ... from numpy_nn.py

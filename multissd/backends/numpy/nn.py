@@ -1,7 +1,7 @@
-"""NumPy: the model pieces and losses of :mod:`multissd.nn_contract`, forward passes only.
+"""NumPy: the model pieces and losses of :mod:`multissd.nn`, forward passes only.
 
-Same functions, same order as ``torch_nn.py`` and ``paddle_nn.py``. The layers come from
-:mod:`multissd.backends.numpy_layers`; the NumPy backend runs models (inference, and batch norm's
+Same functions, same order as ``torch/nn.py`` and ``paddle/nn.py``. The layers come from
+:mod:`multissd.backends.numpy.layers`; the NumPy backend runs models (inference, and batch norm's
 training-mode forward) and computes losses, but cannot train (``CAN_TRAIN = False``).
 """
 from __future__ import annotations
@@ -11,13 +11,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from multissd import checks
-from multissd.backends import numpy as boxes
-from multissd.backends import numpy_layers as nn
-from multissd.model import TinySSDMixin, resolve_spec
-from multissd.model_spec import TinySSDSpec
-from multissd.nn_contract import BOOK_LOSS, check_reduction, implements
-from multissd.weights import check_weights
+from multissd.backends.numpy import boxes
+from multissd.backends.numpy import layers as nn
+from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
+from multissd.nn import BOOK_LOSS, implements
 
 _BOOK_SPEC = TinySSDSpec()
 
@@ -114,7 +111,6 @@ def get_weights(net):
 
 @implements
 def set_weights(net, weights):
-    check_weights(net.spec, weights)
     for name, value in weights.items():
         net.set_array(name, value)
 
@@ -165,27 +161,26 @@ def _smooth_l1(x, sigma):
 
 @implements
 def cross_entropy(logits, labels, reduction="mean"):
-    return _reduce(_ce(logits, labels), check_reduction(reduction))
+    return _reduce(_ce(logits, labels), reduction)
 
 
 @implements
 def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
-    return _reduce(_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
-    return _reduce(_binary_focal(logits, labels, alpha, gamma), check_reduction(reduction))
+    return _reduce(_binary_focal(logits, labels, alpha, gamma), reduction)
 
 
 @implements
 def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
-    return _reduce(_smooth_l1(preds - targets, sigma), check_reduction(reduction))
+    return _reduce(_smooth_l1(preds - targets, sigma), reduction)
 
 
 @implements
 def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
-    checks.loss_inputs(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
     if config.cls_loss == "ce":
         cls = _ce(cls_preds, cls_labels)                                         # (B, A)
     elif config.cls_loss == "focal":

@@ -1,0 +1,13 @@
+"""The NumPy backend (the reference: it follows the book's code step by step and runs models, but cannot train).
+
+- ``boxes.py`` -- the box functions of :mod:`multissd.boxes`;
+- ``nn.py`` -- the model pieces, ``TinySSD`` and the losses of :mod:`multissd.nn`;
+- ``layers.py`` -- just enough of a neural-network library in NumPy to run TinySSD;
+- ``train.py`` -- what :mod:`multissd.training` drives: devices, loaders, the step, inference, distribution.
+
+Every contract function is also an attribute of this package (``from multissd.backends import numpy as B;
+B.box_iou(a, b)``, ``B.TinySSD()``), loaded on first use.
+"""
+from multissd.backends._registry import package_getattr
+
+__getattr__ = package_getattr("numpy")

@@ -1,0 +1,106 @@
+"""How a contract is written once and implemented by every backend.
+
+A :class:`Contract` is an ordered list of functions, each stated once as a stub (signature,
+defaults, docstring with shapes and dtypes) with the rule that checks its arguments. Decorating a
+stub makes it the public function, which calls the owning backend's version: the backend of the
+tensors it receives (``on_tensors``), or the active backend for functions that build something from
+plain arguments (``on_active``). Each backend module marks its versions with the contract's
+``implements``, which checks the name, the parameters and their defaults against the stub, gives the
+function the stub's docstring, and wraps it with the stub's argument check -- so the checks of a call
+run exactly once, in that wrapper, whether the function is reached through ``multissd.*`` or
+called on a backend module directly. A backend's private helpers (``_encode``, ``_nms``, ...) are
+never checked.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable
+
+from multissd.backends import _registry
+from multissd.config import get_backend
+
+__all__ = ["Contract"]
+
+
+class Contract:
+    """An ordered set of functions that every backend's module ``part`` (``"boxes"`` or ``"nn"``)
+    implements, in the same order, with the same names and parameters."""
+
+    def __init__(self, part: str):
+        self.part = part
+        self.stubs: dict[str, Callable] = {}
+        self.rules: dict[str, Callable | None] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The contract's function names, in order."""
+        return tuple(self.stubs)
+
+    def _module(self, backend: str):
+        return _registry.load(backend) if self.part == "boxes" else _registry.load_nn(backend)
+
+    def _register(self, stub: Callable, check: Callable | None) -> str:
+        self.stubs[stub.__name__] = stub
+        self.rules[stub.__name__] = check
+        return stub.__name__
+
+    def on_tensors(self, check: Callable | None = None):
+        """Decorator: the stub becomes a function that runs on the backend of the tensors it receives
+        (the active backend when it receives none). ``check(**arguments)`` validates a call's
+        arguments (see :meth:`implements`)."""
+        def decorate(stub):
+            name = self._register(stub, check)
+
+            @functools.wraps(stub)
+            def call(*args, **kwargs):
+                backend = _registry.tensor_backend((*args, *kwargs.values())) or get_backend()
+                return getattr(self._module(backend), name)(*args, **kwargs)
+            return call
+        return decorate
+
+    def on_active(self, check: Callable | None = None):
+        """Decorator: the stub becomes a function that runs on the active backend
+        (:func:`multissd.get_backend`): layers, models, tensors made from NumPy data."""
+        def decorate(stub):
+            name = self._register(stub, check)
+
+            @functools.wraps(stub)
+            def call(*args, **kwargs):
+                return getattr(self._module(get_backend()), name)(*args, **kwargs)
+            return call
+        return decorate
+
+    def implements(self, func):
+        """Decorator for a backend's version of a contract function (or class).
+
+        Checks that it is in the contract and has the stub's parameters (names, order, defaults);
+        gives it the stub's docstring; and, where the stub has an argument rule, returns a wrapper
+        that binds each call's arguments, runs the rule on them (``ValueError``/``TypeError`` for bad
+        input; the rule may return normalised values, e.g. a threshold as a float) and calls ``func``.
+        """
+        name = func.__name__
+        if name not in self.stubs:
+            raise TypeError(f"{func.__module__}.{name} is not a function of the multissd {self.part} contract")
+        stub = self.stubs[name]
+        target = func.__init__ if inspect.isclass(func) else func
+        expected = [(p.name, p.default) for p in inspect.signature(stub).parameters.values()]
+        received = [(p.name, p.default) for p in inspect.signature(target).parameters.values() if p.name != "self"]
+        if [n for n, _ in expected] != [n for n, _ in received]:
+            raise TypeError(f"{func.__module__}.{name} has parameters {[n for n, _ in received]}; the contract "
+                            f"says {[n for n, _ in expected]}")
+        if expected != received:
+            raise TypeError(f"{func.__module__}.{name} has defaults {received}; the contract says {expected}")
+        func.__doc__ = stub.__doc__
+        rule = self.rules[name]
+        if rule is None or inspect.isclass(func):
+            return func
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def checked(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            bound.arguments.update(rule(**bound.arguments) or {})
+            return func(*bound.args, **bound.kwargs)
+        return checked

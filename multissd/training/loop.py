@@ -1,0 +1,267 @@
+"""The training loop of the book, backend-neutral, with what a real run needs around it.
+
+Per epoch: a progress bar with the running loss and examples/s; one line with the book's figures
+(class error, bbox MAE) on training and validation data, the share of validation images whose top
+detection overlaps a true box with IoU >= 0.5, validation mAP@0.5, and honest examples/s (examples /
+whole epoch's wall time). After every epoch the run folder gets an atomic checkpoint, portable
+weights, ``metrics.csv`` and ``curves.png``. Ctrl-C stops after the current batch and saves (a
+mid-epoch checkpoint that ``--resume`` continues exactly); a non-finite loss stops the run naming
+the epoch and batch and keeps the last good checkpoint. The backend's ``train`` module (the
+*adapter*) supplies devices, loaders, the step and the collectives.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader when the bar
+#                        is made, and a paddle DataLoader starts reading on iter() -- a second reader of the sampler
+
+from multissd.backends import _registry
+from multissd.data.augment import AugmentConfig, BatchSource
+from multissd.data.datasets import load_splits
+from multissd.data.sampler import EpochBatchSampler
+from multissd.detection import top_detections, validation_figures
+from multissd.host import keep_freed_memory
+from multissd.model import TinySSDSpec
+from multissd.plots import plot_curves, plot_detections
+from multissd.training.checkpoint import CHECKPOINT, prepare_run, save_checkpoint, write_metrics
+from multissd.training.config import DEFAULT_EPOCHS, TrainConfig
+from multissd.training.distributed import Ranks
+from multissd.training.schedule import learning_rate
+from multissd.weights import save_weights
+
+
+class StopRequested(Exception):
+    """Ctrl-C was pressed: the run saved a checkpoint after the current batch."""
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class _StopFlag:
+    """First Ctrl-C: stop after the current batch. Second: stop now."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nStopping after this batch (Ctrl-C again to stop at once)...", file=sys.stderr)
+        try:
+            self._previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class _Session:
+    """One process's view of a run: what the loop reads and updates."""
+
+    config: TrainConfig
+    run: Path
+    ranks: Ranks
+    adapter: ModuleType
+    device: object
+    model: object        # the model that is evaluated and saved
+    net: object          # what is trained: the model, wrapped for data parallelism when distributed
+    optimizer: object
+    loader: object
+    sampler: EpochBatchSampler
+    val_split: object
+    state: dict          # epoch, batches_done, sums, elapsed, history, seed: what the checkpoint keeps
+    progress: bool
+    log: object
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.run, self.model_nn.get_weights(self.model), self.state,
+                        self.adapter.get_momentum(self.optimizer, self.model), self.model.spec.to_json())
+
+    @property
+    def model_nn(self) -> ModuleType:
+        return _registry.load_nn(self.config.backend)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
+    """Train TinySSD as configured; returns the per-epoch history (also written to ``metrics.csv``).
+
+    Launched by ``torchrun`` or ``paddle.distributed.launch`` with several processes, it trains one
+    model with the framework's data parallelism (see :mod:`multissd.training.distributed`).
+    """
+    keep_freed_memory()
+    adapter = _registry.load_train(config.backend)
+    if not adapter.CAN_TRAIN:
+        adapter.make_optimizer(None, config.lr, config.weight_decay, config.momentum)  # raises the one-line error
+    adapter.set_threads(config.threads)
+    device = adapter.resolve_device(config.device)
+    ranks = Ranks.join(adapter, device)
+    quiet = lambda *args, **kwargs: None  # noqa: E731 - only rank 0 talks
+    session = _start(config, resume, ranks, adapter, device, progress and ranks.main, log if ranks.main else quiet)
+    history = _fit(session)
+    ranks.shutdown()
+    return history
+
+
+def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
+    """Open the run folder (every process checks it before rank 0 writes), load the data (rank 0
+    first: it may draw the synthetic set), build the model, optimiser and loader."""
+    ranks.check(config.batch_size, config.compile)
+    config, run, weights, state = prepare_run(config, resume, create=False)
+    ranks.barrier()
+    if ranks.main:
+        run.mkdir(parents=True, exist_ok=True)
+    config.epochs = config.epochs or DEFAULT_EPOCHS
+    with ranks.main_first():
+        train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed,
+                                             image_size=config.image_size, skip_bad=config.skip_bad, progress=log)
+    _settle_config(config, train_split, run if ranks.main else None)
+    model, net, optimizer = _build(config, adapter, device, ranks, weights, state, log)
+    sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed, rank=ranks.rank,
+                                world_size=ranks.world_size)
+    source = BatchSource(train_split.for_training(), AugmentConfig.named(config.augment), config.seed)
+    state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)
+    if resume:
+        log(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batches_done']}")
+    if ranks.world_size > 1:
+        log(f"data parallel: {ranks.world_size} processes, {config.batch_size // ranks.world_size} images each per "
+            f"step" + (", synchronised batch norm" if config.sync_bn else ""))
+    return _Session(config, run, ranks, adapter, device, model, net, optimizer,
+                    adapter.make_loader(source, sampler, device), sampler, val_split, state, progress, log)
+
+
+def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
+    """Fill in what the data decides (spec, image size, class names); write ``config.json`` to ``run``."""
+    num_classes = len(train_split.class_names)
+    spec = TinySSDSpec.from_json(json.dumps(config.spec)) if config.spec else TinySSDSpec(num_classes=num_classes)
+    if spec.num_classes != num_classes:
+        raise ValueError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
+                         f"({', '.join(train_split.class_names)})")
+    config.spec = json.loads(spec.to_json())
+    config.image_size = [int(d) for d in train_split.images.shape[2:]]
+    config.class_names = config.class_names or list(train_split.class_names)
+    if run is not None:
+        (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+
+def _build(config, adapter, device, ranks, weights, state, log):
+    """``(model, net, optimizer)``: the model (from the checkpoint's weights when resuming), what is
+    trained (prepared, and wrapped for data parallelism), and its optimiser (momentum restored)."""
+    nn = _registry.load_nn(config.backend)
+    model = nn.TinySSD(spec=TinySSDSpec.from_json(json.dumps(config.spec)), seed=config.seed)
+    if weights is not None:
+        nn.set_weights(model, weights)
+        if state.get("seed") != config.seed:
+            log(f"warning: the checkpoint was made with seed {state.get('seed')}, the config says {config.seed}")
+    net = adapter.distribute(adapter.prepare(model, device, compile=config.compile), device, config.sync_bn)
+    model = adapter.unwrap(net)  # what is evaluated and saved
+    optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay, config.momentum)
+    momentum = state.pop("momentum", None) if state else None  # arrays: kept out of the JSON state
+    if momentum:
+        adapter.set_momentum(optimizer, model, momentum)
+    return model, net, optimizer
+
+
+def _fit(session: _Session) -> list[dict]:
+    """Every remaining epoch, then ``predictions.png``; returns the history."""
+    config, state = session.config, session.state
+    with _StopFlag() as stop:
+        for epoch in range(state["epoch"], config.epochs):
+            row = _run_epoch(session, epoch, stop)
+            state["history"].append(row)
+            state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, elapsed=0.0)
+            if session.ranks.main:
+                _save_epoch(session, row)
+            session.ranks.barrier()  # the others wait while rank 0 evaluates and saves
+    if session.ranks.main:
+        _plot_predictions(session)
+    return state["history"]
+
+
+def _run_epoch(session: _Session, epoch: int, stop: _StopFlag) -> dict:
+    """One epoch's steps (from the batch a stopped run reached); returns its figures. Raises
+    :class:`StopRequested` after saving when Ctrl-C reached any process, :class:`NonFiniteLoss`
+    when the loss is not finite."""
+    config, state, ranks, adapter = session.config, session.state, session.ranks, session.adapter
+    steps_per_epoch = session.sampler.global_batches()
+    session.sampler.set_epoch(epoch, skip_batches=state["batches_done"])
+    sums = np.asarray(state["sums"], dtype=np.float64)   # loss*n, n, cls_correct, cls_count, bbox_abs, bbox_count
+    local = np.zeros(6)  # this process's share of this epoch's sums (all processes' are added at the end)
+    # a resumed epoch counts the time its first part took before the stop
+    started, batch = time.perf_counter() - state.get("elapsed", 0.0), state["batches_done"]
+    bar = tqdm(session.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not session.progress, leave=False,
+               unit="batch", file=sys.stderr)
+    for X, Y in bar:
+        adapter.set_lr(session.optimizer, learning_rate(config, epoch * steps_per_epoch + batch,
+                                                        config.epochs * steps_per_epoch))
+        try:
+            stats = adapter.train_step(session.net, session.optimizer, X, Y, config.loss_config(), session.device)
+        except FloatingPointError as error:
+            raise NonFiniteLoss(
+                f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error}); the run stopped and "
+                f"kept its last good checkpoint in {session.run / CHECKPOINT}") from None
+        n = int(Y.shape[0])
+        local += [stats["loss"] * n, n, stats["cls_correct"], stats["cls_count"], stats["bbox_abs"], stats["bbox_count"]]
+        batch += 1
+        elapsed = time.perf_counter() - started
+        shown = sums + local * ranks.world_size  # an estimate for the bar; exact figures at the epoch's end
+        bar.set_postfix(loss=f"{shown[0] / shown[1]:.4f}", ex_s=f"{shown[1] / elapsed:.1f}")
+        if ranks.any(stop.requested):  # every process stops after the same batch
+            state.update(epoch=epoch, batches_done=batch, sums=(sums + ranks.sum(local)).tolist(), elapsed=elapsed)
+            _stop(session, epoch, batch)
+    sums += ranks.sum(local)
+    seconds = time.perf_counter() - started
+    return dict(epoch=epoch + 1, loss=sums[0] / sums[1], class_err=1 - sums[2] / sums[3], bbox_mae=sums[4] / sums[5],
+                examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
+
+
+def _stop(session: _Session, epoch: int, batch: int) -> None:
+    """Ctrl-C: rank 0 saves a mid-epoch checkpoint and says so; every process raises StopRequested."""
+    if not session.ranks.main:
+        raise StopRequested("")
+    session.save_checkpoint()
+    raise StopRequested(f"Stopped at epoch {epoch + 1}, batch {batch}; saved {session.run / CHECKPOINT}. "
+                        f"Continue with --resume {session.run}")
+
+
+def _save_epoch(session: _Session, row: dict) -> None:
+    """Rank 0 after an epoch: validation figures into ``row``, then checkpoint, weights,
+    ``metrics.csv``, ``curves.png`` and the epoch's line."""
+    config, run = session.config, session.run
+    row.update(validation_figures(session.adapter, session.model, session.val_split, session.device,
+                                  config.batch_size))
+    session.save_checkpoint()
+    save_weights(session.model, run / "weights.safetensors")
+    write_metrics(run / "metrics.csv", session.state["history"])
+    plot_curves(session.state["history"], run / "curves.png")
+    session.log(f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.4f}, class err {row['class_err']:.2e}, "
+                f"bbox mae {row['bbox_mae']:.2e} | val class err {row['val_class_err']:.2e}, "
+                f"val bbox mae {row['val_bbox_mae']:.2e}, top-1 IoU>=0.5 {100 * row['val_top1_iou50']:.1f}%, "
+                f"mAP@0.5 {row['val_map_50']:.3f} | "
+                f"{row['examples_per_s']:.1f} examples/s ({row['epoch_seconds']:.0f} s)")
+
+
+def _plot_predictions(session: _Session, count: int = 12) -> None:
+    """``predictions.png``: validation images with their top detection and any other above 0.5."""
+    split = session.val_split
+    detections = top_detections(session.adapter, session.model, split.images[:count].astype(np.float32), session.device)
+    height, width = split.images.shape[2:]
+    scale = np.array([width, height, width, height], np.float32)
+    truths = [label[label[:, 0] >= 0, 1:] * scale for label in split.labels[:count]]
+    plot_detections(split.images[:count].transpose(0, 2, 3, 1), detections, truths, session.run / "predictions.png",
+                    class_names=session.config.class_names)
