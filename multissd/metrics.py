@@ -17,6 +17,7 @@ the boxes: the ranges (32**2, 96**2) assume pixels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -195,6 +196,14 @@ def mean_average_precision(preds, targets, iou_thresholds=None, box_format: str 
         (areas all/small/medium/large; max detections 1/10/100). As pycocotools, a figure without
         ground truth to measure it is -1 and is left out of the means.
     """
+    thresholds = _check_inputs(preds, targets, iou_thresholds, box_format)
+    evaluation = _evaluate(_Flat(preds, "preds", box_format), _Flat(targets, "targets", box_format), thresholds)
+    precision, recall = _accumulate(evaluation)
+    return _summarize(evaluation, precision, recall)
+
+
+def _check_inputs(preds, targets, iou_thresholds, box_format) -> np.ndarray:
+    """``TypeError``/``ValueError`` for malformed arguments; returns the IoU thresholds (T,) float64."""
     if not isinstance(preds, (list, tuple)) or not isinstance(targets, (list, tuple)):
         raise TypeError("preds and targets must be lists of dicts, one per image; received "
                         f"{type(preds).__name__} and {type(targets).__name__}")
@@ -205,11 +214,37 @@ def mean_average_precision(preds, targets, iou_thresholds=None, box_format: str 
     thresholds = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, np.float64).ravel()
     if thresholds.size == 0 or not np.all((thresholds >= 0) & (thresholds <= 1)):
         raise ValueError(f"iou_thresholds must be a non-empty list of values in [0, 1]; received {iou_thresholds!r}")
-    det, gt = _Flat(preds, "preds", box_format), _Flat(targets, "targets", box_format)
+    return thresholds
 
+
+@dataclass
+class _Evaluation:
+    """What pycocotools' ``evaluate()`` leaves for ``accumulate()``: detections and boxes grouped by
+    (image, class), their pairwise IoU, and per area range the matches at every IoU threshold."""
+
+    det: _Flat                # detections, sorted by (image, class), descending score within a group
+    gt: _Flat                 # boxes, sorted by (image, class)
+    thresholds: np.ndarray    # (T,)
+    classes: np.ndarray       # (K,) every label seen, sorted
+    det_class: np.ndarray     # (n_det,) class index
+    gt_class: np.ndarray      # (n_gt,) class index
+    rank: np.ndarray          # (n_det,) rank of a detection in its (image, class) group
+    by_class: np.ndarray      # detection indices in accumulation order, the 100 best per group only
+    class_bounds: np.ndarray  # (K + 1,) where each class's run starts in by_class
+    iou: np.ndarray           # (P,) IoU of each (detection, box) pair of a group, row-major per group
+    boxes_per_det: np.ndarray  # (n_det,) pairs of each detection
+    det_of_pair: np.ndarray   # (P,)
+    gt_of_pair: np.ndarray    # (P,)
+    matched: list             # per area range: (T, n_det) index of the matched box or UNMATCHED
+    det_ignore: list          # per area range: (T, n_det) bool
+    regular_gt: list          # per area range: (K,) boxes that count per class
+
+
+def _evaluate(det: _Flat, gt: _Flat, thresholds: np.ndarray) -> _Evaluation:
+    """pycocotools' ``evaluate()``: group by (image, class), the IoU of every pair in a group, and the
+    greedy matching per area range and IoU threshold."""
     classes = np.union1d(det.labels, gt.labels).astype(np.int64)
-    K, T = len(classes), len(thresholds)
-    max_det = MAX_DETECTIONS[-1]
+    K = len(classes)
     # Group by (image, class): detections by descending score (stable), boxes in their given order.
     det_key = det.image * max(K, 1) + np.searchsorted(classes, det.labels)
     det.take(np.lexsort((np.arange(len(det_key)), -det.scores, det_key)))
@@ -222,90 +257,92 @@ def mean_average_precision(preds, targets, iou_thresholds=None, box_format: str 
     d_start, d_all = _group_starts(det_key, groups)
     g_start, g_count = _group_starts(gt_key, groups)
     rank = np.arange(len(det_key)) - np.repeat(d_start, d_all)  # rank of each detection in its group
-    keep = rank < max_det  # pycocotools keeps the 100 best per image and class
-    d_count = np.minimum(d_all, max_det)
-
+    d_count = np.minimum(d_all, MAX_DETECTIONS[-1])  # pycocotools keeps the 100 best per image and class
     # IoU of every (detection, box) pair of a group, row-major per group: (sum of d x g,)
     pair_start = np.cumsum(d_all * g_count) - d_all * g_count  # (groups,)
     boxes_per_det = np.repeat(g_count, d_all)  # (n_det,)
     det_of_pair = np.repeat(np.arange(len(det_key)), boxes_per_det)
     gt_of_pair = np.repeat(np.repeat(g_start, d_all), boxes_per_det) + _ranks(boxes_per_det)
     iou = _coco_iou(det.boxes[det_of_pair], gt.boxes[gt_of_pair], gt.crowd[gt_of_pair])
-
-    ranges = list(AREA_RANGES.values())
-    precision = np.full((T, len(RECALL_THRESHOLDS), K, len(ranges), len(MAX_DETECTIONS)), _NO_VALUE)
-    recall = np.full((T, K, len(ranges), len(MAX_DETECTIONS)), _NO_VALUE)
-    det_class = np.searchsorted(classes, det.labels)  # (n_det,) class index
-    gt_class = np.searchsorted(classes, gt.labels)
+    det_class, gt_class = np.searchsorted(classes, det.labels), np.searchsorted(classes, gt.labels)
     # Detections of each class in pycocotools' accumulation order: descending score, then image, then rank.
     by_class = np.lexsort((rank, det.image, -det.scores, det_class))
-    by_class = by_class[keep[by_class]]
-    class_bounds = np.searchsorted(det_class[by_class], np.arange(K + 1))
-    for a, (low, high) in enumerate(ranges):
+    by_class = by_class[rank[by_class] < MAX_DETECTIONS[-1]]
+    evaluation = _Evaluation(det, gt, thresholds, classes, det_class, gt_class, rank, by_class,
+                             np.searchsorted(det_class[by_class], np.arange(K + 1)), iou, boxes_per_det, det_of_pair,
+                             gt_of_pair, [], [], [])
+    for low, high in AREA_RANGES.values():
         gt_ignore = gt.crowd | (gt.area < low) | (gt.area > high)
         matched = _match(iou, pair_start, d_start, d_count, g_start, g_count, gt_ignore, gt.crowd, thresholds,
                          len(det_key), len(gt_key))
         outside = ((det.area < low) | (det.area > high))[None]  # (1, n_det)
-        det_ignore = np.where(matched >= 0, np.append(gt_ignore, False)[matched], outside)  # (T, n_det)
-        regular_gt = np.bincount(gt_class[~gt_ignore], minlength=K)
-        for k in range(K):
-            if regular_gt[k] == 0:
-                continue
-            members = by_class[class_bounds[k]:class_bounds[k + 1]]
+        evaluation.matched.append(matched)
+        evaluation.det_ignore.append(np.where(matched >= 0, np.append(gt_ignore, False)[matched], outside))
+        evaluation.regular_gt.append(np.bincount(gt_class[~gt_ignore], minlength=K))
+    return evaluation
+
+
+def _accumulate(ev: _Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """pycocotools' ``accumulate()``: ``precision`` (T, 101, K, 4, 3) at the recall thresholds and
+    ``recall`` (T, K, 4, 3), per class, area range and detection limit (-1 where not defined)."""
+    T, K = len(ev.thresholds), len(ev.classes)
+    precision = np.full((T, len(RECALL_THRESHOLDS), K, len(AREA_RANGES), len(MAX_DETECTIONS)), _NO_VALUE)
+    recall = np.full((T, K, len(AREA_RANGES), len(MAX_DETECTIONS)), _NO_VALUE)
+    for a in range(len(AREA_RANGES)):
+        for k in np.flatnonzero(ev.regular_gt[a]):
+            members = ev.by_class[ev.class_bounds[k]:ev.class_bounds[k + 1]]
             for m, limit in enumerate(MAX_DETECTIONS):
-                chosen = members[rank[members] < limit]
-                hit, skip = matched[:, chosen] >= 0, det_ignore[:, chosen]
+                chosen = members[ev.rank[members] < limit]
+                if not chosen.size:
+                    recall[:, k, a, m] = precision[:, :, k, a, m] = 0.0
+                    continue
+                hit, skip = ev.matched[a][:, chosen] >= 0, ev.det_ignore[a][:, chosen]
                 tp = np.cumsum(hit & ~skip, axis=1, dtype=np.float64)  # (T, n)
                 fp = np.cumsum(~hit & ~skip, axis=1, dtype=np.float64)
-                rc = tp / regular_gt[k]
+                rc = tp / ev.regular_gt[a][k]
                 pr = tp / (fp + tp + np.spacing(1))
                 pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # precision envelope
-                recall[:, k, a, m] = rc[:, -1] if chosen.size else 0.0
-                if not chosen.size:
-                    precision[:, :, k, a, m] = 0.0
-                    continue
+                recall[:, k, a, m] = rc[:, -1]
                 for t in range(T):  # precision at recall 0, 0.01, ..., 1 (0 beyond the highest recall)
                     at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
                     precision[t, :, k, a, m] = np.where(at < len(chosen), pr[t, np.minimum(at, len(chosen) - 1)], 0.0)
+    return precision, recall
 
-    def mean(values):
-        values = values[values > -1]
-        return float(np.mean(values)) if values.size else _NO_VALUE
 
-    def at_threshold(array, value):
-        where = np.flatnonzero(np.isclose(thresholds, value, rtol=0, atol=1e-12))
-        return array[where] if where.size else array[:0]
+def _mean(values: np.ndarray) -> float:
+    """The mean of the defined values (> -1), or -1 when none is."""
+    values = values[values > -1]
+    return float(np.mean(values)) if values.size else _NO_VALUE
 
-    last = len(MAX_DETECTIONS) - 1
+
+def _summarize(ev: _Evaluation, precision: np.ndarray, recall: np.ndarray) -> dict:
+    """pycocotools' ``summarize()`` as a dict (see :func:`mean_average_precision`), with the VOC2007
+    11-point AP@0.5 of the same detections."""
+    where = np.flatnonzero(np.isclose(ev.thresholds, 0.5, rtol=0, atol=1e-12))
+    at_50 = precision[where] if where.size else precision[:0]
+    where = np.flatnonzero(np.isclose(ev.thresholds, 0.75, rtol=0, atol=1e-12))
+    at_75 = precision[where] if where.size else precision[:0]
+    last, K = len(MAX_DETECTIONS) - 1, len(ev.classes)
     result = {
-        "map": mean(precision[:, :, :, 0, last]),
-        "map_50": mean(at_threshold(precision, 0.5)[:, :, :, 0, last]),
-        "map_75": mean(at_threshold(precision, 0.75)[:, :, :, 0, last]),
-        "map_small": mean(precision[:, :, :, 1, last]),
-        "map_medium": mean(precision[:, :, :, 2, last]),
-        "map_large": mean(precision[:, :, :, 3, last]),
-        "mar_1": mean(recall[:, :, 0, 0]),
-        "mar_10": mean(recall[:, :, 0, 1]),
-        "mar_100": mean(recall[:, :, 0, last]),
-        "mar_small": mean(recall[:, :, 1, last]),
-        "mar_medium": mean(recall[:, :, 2, last]),
-        "mar_large": mean(recall[:, :, 3, last]),
+        "map": _mean(precision[:, :, :, 0, last]), "map_50": _mean(at_50[:, :, :, 0, last]),
+        "map_75": _mean(at_75[:, :, :, 0, last]), "map_small": _mean(precision[:, :, :, 1, last]),
+        "map_medium": _mean(precision[:, :, :, 2, last]), "map_large": _mean(precision[:, :, :, 3, last]),
+        "mar_1": _mean(recall[:, :, 0, 0]), "mar_10": _mean(recall[:, :, 0, 1]), "mar_100": _mean(recall[:, :, 0, last]),
+        "mar_small": _mean(recall[:, :, 1, last]), "mar_medium": _mean(recall[:, :, 2, last]),
+        "mar_large": _mean(recall[:, :, 3, last]),
     }
     # The VOC devkit: ordinary IoU for every box (crowd regions count as difficult), all detections.
-    plain = iou.copy()
-    crowd_pairs = np.flatnonzero(gt.crowd[gt_of_pair])
-    plain[crowd_pairs] = _coco_iou(det.boxes[det_of_pair[crowd_pairs]], gt.boxes[gt_of_pair[crowd_pairs]],
+    det, gt = ev.det, ev.gt
+    plain = ev.iou.copy()
+    crowd_pairs = np.flatnonzero(gt.crowd[ev.gt_of_pair])
+    plain[crowd_pairs] = _coco_iou(det.boxes[ev.det_of_pair[crowd_pairs]], gt.boxes[ev.gt_of_pair[crowd_pairs]],
                                    np.zeros(len(crowd_pairs), bool))
-    voc = _voc07(plain, boxes_per_det, gt_of_pair, det_class, det.scores, gt_class, gt.crowd, K)
-    result["voc07_map_50"] = mean(voc)
-    result["classes"] = classes
-    result["map_per_class"] = np.array([mean(precision[:, :, k, 0, last]) for k in range(K)])
-    result["map_50_per_class"] = np.array([mean(at_threshold(precision, 0.5)[:, :, k, 0, last]) for k in range(K)])
-    result["mar_100_per_class"] = np.array([mean(recall[:, k, 0, last]) for k in range(K)])
-    result["voc07_ap_50_per_class"] = voc
-    result["precision"] = precision
-    result["recall"] = recall
-    result["iou_thresholds"] = thresholds
+    voc = _voc07(plain, ev.boxes_per_det, ev.gt_of_pair, ev.det_class, det.scores, ev.gt_class, gt.crowd, K)
+    result.update(voc07_map_50=_mean(voc), classes=ev.classes,
+                  map_per_class=np.array([_mean(precision[:, :, k, 0, last]) for k in range(K)]),
+                  map_50_per_class=np.array([_mean(at_50[:, :, k, 0, last]) for k in range(K)]),
+                  mar_100_per_class=np.array([_mean(recall[:, k, 0, last]) for k in range(K)]),
+                  voc07_ap_50_per_class=voc, precision=precision, recall=recall, iou_thresholds=ev.thresholds)
     return result
 
 

@@ -73,6 +73,23 @@ def test_box_contract_on_cuda_matches_numpy():
         np.testing.assert_allclose(g["boxes"].cpu().numpy(), e["boxes"], rtol=1e-5, atol=1e-5)
 
 
+def test_cuda_training_step_reads_no_values_back_for_checks(monkeypatch):
+    """On the GPU the argument checks of the step read shapes only: no device-to-host copy."""
+    import torch
+    from multissd import checks
+    from multissd.backends.torch import train as torch_train
+    monkeypatch.delenv(checks.DEVICE_VALUES_ENV, raising=False)
+    reads = []
+    monkeypatch.setattr(checks, "to_host", lambda x: reads.append(x) or x.cpu().numpy())
+    rng, device = np.random.default_rng(1), torch.device("cuda")
+    images, labels = (torch.from_numpy(rng.uniform(0, 255, (4, 3, 64, 64)).astype(np.float32)),
+                      torch.from_numpy(_labels(rng)))
+    net = torch_train.prepare(backends.load_nn("torch").TinySSD(2, seed=3), device)
+    optimizer = torch_train.make_optimizer(net, lr=0.2, weight_decay=5e-4)
+    torch_train.train_step(net, optimizer, images, labels, BOOK_LOSS, device)
+    assert reads == []
+
+
 def test_training_step_on_cuda_matches_cpu():
     import torch
     from multissd.backends.torch import train as torch_train

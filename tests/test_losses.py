@@ -206,3 +206,43 @@ def test_calc_loss_shape_errors(nn):
         nn.calc_loss(*inputs[:4], tensor(nn, np.zeros((4, 8), np.float32)))
     with pytest.raises(ValueError, match=r"Expected cls_labels of shape \[B, A\]"):
         nn.calc_loss(inputs[0], tensor(nn, np.zeros((3, 5), np.int64)), *inputs[2:])
+
+
+# ---- one behaviour on every backend (issue #18's drift) -------------------------------------------
+
+def test_calc_loss_has_the_dtype_of_the_predictions(nn, rng):
+    """Box tensors of another float dtype do not change the loss's dtype (NumPy cast; torch and paddle
+    promoted to float64)."""
+    b, a, c = 2, 6, 3
+    cls_preds = rng.normal(size=(b, a, c)).astype(np.float32)
+    cls_labels = rng.integers(0, c, size=(b, a))
+    bbox = [rng.normal(size=(b, 4 * a)) for _ in range(2)] + [np.ones((b, 4 * a))]  # float64
+    loss = nn.calc_loss(nn_tensor(nn, cls_preds), nn_tensor(nn, cls_labels), *[nn_tensor(nn, x) for x in bbox])
+    assert str(loss.dtype).rsplit(".", 1)[-1] == "float32"
+
+
+def _requires_grad(tensor) -> bool:
+    return bool(getattr(tensor, "requires_grad", False) or not getattr(tensor, "stop_gradient", True))
+
+
+@pytest.mark.parametrize("name", OTHER_BACKENDS)
+def test_evals_build_no_autograd_graph(name, rng, monkeypatch):
+    """``cls_eval`` and ``bbox_eval`` read predictions that track gradients without recording their
+    own operations (torch detached them, paddle did not)."""
+    nn = backends.load_nn(name)
+    framework = __import__(name)
+    preds = nn_tensor(nn, rng.normal(size=(2, 6, 3)).astype(np.float32))
+    bbox_preds = nn_tensor(nn, rng.normal(size=(2, 24)).astype(np.float32))
+    for tensor in (preds, bbox_preds):
+        if name == "torch":
+            tensor.requires_grad_(True)
+        else:
+            tensor.stop_gradient = False
+    seen = []
+    real_abs, real_argmax = framework.abs, framework.Tensor.argmax
+    monkeypatch.setattr(framework, "abs", lambda x, *a, **k: seen.append(_requires_grad(x)) or real_abs(x, *a, **k))
+    monkeypatch.setattr(framework.Tensor, "argmax",
+                        lambda self, *a, **k: seen.append(_requires_grad(self)) or real_argmax(self, *a, **k))
+    nn.cls_eval(preds, nn_tensor(nn, rng.integers(0, 3, size=(2, 6))))
+    nn.bbox_eval(bbox_preds, nn_tensor(nn, np.zeros((2, 24), np.float32)), nn_tensor(nn, np.ones((2, 24), np.float32)))
+    assert seen == [False, False]

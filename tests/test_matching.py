@@ -288,3 +288,18 @@ def test_inverted_ground_truth_box(backend):
     with pytest.raises(ValueError, match=r"xmax < xmin or ymax < ymin at index 1"):
         backend.assign_anchor_to_bbox(backend.asarray(np.array([[0, 0, 1, 1], [3, 0, 1, 1]], np.float32)),
                                       backend.asarray(MMDET_PRIORS))
+
+
+@pytest.mark.parametrize("name", ["torch", "paddle"])
+def test_assign_leaves_its_iou_matrix_alone(name, rng):
+    """The batched matcher reads the IoU matrix it is given and changes nothing in it (torch wrote
+    over padding rows in place, paddle did not)."""
+    from multissd import backends
+    if not backends.is_installed(name):
+        pytest.skip(f"{name} not installed")
+    box_ops = backends.load(name)
+    jaccard = rng.uniform(0, 1, size=(2, 3, 7)).astype(np.float32)   # (B, G, A)
+    is_object = np.array([[True, True, False], [True, False, False]])  # padding rows
+    given = box_ops.asarray(jaccard)
+    box_ops._assign(given, box_ops.asarray(is_object), 0.5)
+    assert_same(box_ops.to_numpy(given), jaccard)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multissd.backends import BACKEND_NAMES
 from multissd.bench.cases import WORKERS
 
 GOALS = {"train_torch": 2.0, "train_paddle": 1.3, "target_8": 10.0, "detection_per_image": 20.0}
@@ -84,9 +85,8 @@ def make_inputs(args, log=print) -> tuple[dict, str]:
         val = bananas(args.data, args.data_dir, progress=log)[1]
         images = val.images[np.arange(batch) % len(val)].astype(np.float32)
         source = "banana validation images"
-    backend = next(name for name in ("torch", "paddle", "numpy") if name == "numpy" or find_spec(name))
+    backend = backends.available_backends()[0]  # the first installed of torch, paddle, numpy
     adapter, nn = backends.load_train(backend), backends.load_nn(backend)
-    backends.load(backend)
     weights = args.weights or ("runs/tinyssd/weights.safetensors"
                                if Path("runs/tinyssd/weights.safetensors").is_file() and not args.tiny else None)
     net = nn.TinySSD(num_classes=1, seed=0)
@@ -158,7 +158,7 @@ def summarise(results: dict) -> list[dict]:
     for objects in (1, 8):
         key = f"target_{objects}"
         base = get("boxes_book", key, "median_s")
-        for impl in ("book", "numpy", "torch", "paddle"):
+        for impl in ("book", *BACKEND_NAMES):
             add(f"multibox_target, {objects} object{'s' * (objects > 1)}/image",
                 "book, torch (baseline)" if impl == "book" else f"multissd {impl}",
                 get(f"boxes_{impl}", key, "median_s"), base, key if impl in ("torch", "paddle") else None)
@@ -167,13 +167,13 @@ def summarise(results: dict) -> list[dict]:
     for key in detection_keys:
         images = int(key.split("_")[1])
         base = get("boxes_book", key, "per_image_s")
-        for impl in ("book", "numpy", "torch", "paddle"):
+        for impl in ("book", *BACKEND_NAMES):
             add(f"multibox_detection per image, batch {images}",
                 "book, torch (baseline)" if impl == "book" else f"multissd {impl}",
                 get(f"boxes_{impl}", key, "per_image_s"), base,
                 "detection_per_image" if impl in ("torch", "paddle") else None)
     base = get("boxes_book", "inference", "median_s")
-    for impl in ("book", "numpy", "torch", "paddle"):
+    for impl in ("book", *BACKEND_NAMES):
         add("inference, 1 image (model + detection)", "book, torch (baseline)" if impl == "book" else
             f"multissd {impl}", get(f"boxes_{impl}", "inference", "median_s"), base)
     return rows
@@ -253,7 +253,7 @@ def _machine() -> dict:
 
     from multissd.host import cpu_count
     versions = {}
-    for name in ("numpy", "torch", "paddle"):
+    for name in BACKEND_NAMES:
         if find_spec(name):
             try:
                 from importlib.metadata import version
