@@ -2,7 +2,7 @@
 
 Same functions, same order as ``torch/nn.py`` and ``paddle/nn.py``. The layers come from
 :mod:`multissd.backends.numpy.layers`; the NumPy backend runs models (inference, and batch norm's
-training-mode forward) and computes losses, but cannot train (``CAN_TRAIN = False``).
+training-mode forward) and computes losses, but cannot train (``train.py``: ``CAN_TRAIN = False``).
 """
 from __future__ import annotations
 
