@@ -28,6 +28,8 @@ DEVICE_VALUES_ENV = "MULTISSD_CHECK_DEVICE_VALUES"
 def host_values(x) -> np.ndarray | None:
     """``x``'s numbers as NumPy for a value check, or ``None`` when ``x`` lives on an accelerator and
     :data:`DEVICE_VALUES_ENV` is not set (read at call time)."""
+    if isinstance(x, np.ndarray):
+        return x
     if on_host(x) or os.environ.get(DEVICE_VALUES_ENV, "").strip() in ("1", "true", "yes"):
         return to_host(x)
     return None
