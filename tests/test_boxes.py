@@ -244,3 +244,43 @@ def test_multibox_prior_bit_identical_for_any_sizes_ratios_and_shape_cross_backe
         data = np.zeros((1, 1, int(rng.integers(1, 9)), int(rng.integers(1, 9))), np.float32)
         expected = ref.multibox_prior(data, sizes, ratios)
         assert_same(host(other, other.multibox_prior(other.asarray(data), sizes, ratios)), expected)
+
+
+# ---- R41: tensors that track gradients (the book's prediction code runs without no_grad) ------
+
+def _tracking(other, array):
+    """``array`` as a tensor of ``other``'s framework that tracks gradients."""
+    tensor = other.asarray(array)
+    if hasattr(tensor, "requires_grad_"):
+        return tensor.requires_grad_(True)
+    tensor.stop_gradient = False
+    return tensor
+
+
+def _tracks(tensor) -> bool:
+    return bool(getattr(tensor, "requires_grad", False) or not getattr(tensor, "stop_gradient", True))
+
+
+def test_box_functions_take_tensors_that_track_gradients_R41(other, ref, rng):
+    """IoU stays differentiable; matching, NMS and detection read such tensors and return the same
+    answers as without gradients, carrying none (torch raised "functions with out=... arguments
+    don't support automatic differentiation")."""
+    boxes = random_boxes(rng, 6)
+    iou = other.box_iou(_tracking(other, boxes), _tracking(other, boxes[::-1].copy()))
+    assert _tracks(iou)
+    assert_same(host(other, iou), ref.box_iou(boxes, boxes[::-1].copy()))
+    iou.sum().backward()
+    scores = rng.uniform(size=6).astype(np.float32)
+    kept = other.nms(_tracking(other, boxes), _tracking(other, scores), 0.3)
+    assert not _tracks(kept) and host(other, kept).tolist() == ref.nms(boxes, scores, 0.3).tolist()
+    anchors = ref.multibox_prior(np.zeros((1, 1, 4, 4), np.float32), [0.3, 0.5], [1, 2])
+    labels = np.concatenate([np.zeros((1, 6, 1), np.float32), boxes[None]], axis=2)
+    targets = other.multibox_target(_tracking(other, anchors), _tracking(other, labels))
+    for got, expected in zip(targets, ref.multibox_target(anchors, labels)):
+        assert not _tracks(got)
+        assert_close(host(other, got), expected)
+    probs = rng.dirichlet(np.ones(3), size=(1, anchors.shape[1])).transpose(0, 2, 1).astype(np.float32)
+    offsets = rng.normal(0, 0.1, (1, 4 * anchors.shape[1])).astype(np.float32)
+    found = other.multibox_detection(_tracking(other, probs), _tracking(other, offsets), other.asarray(anchors))
+    assert not _tracks(found)
+    assert_close(host(other, found), ref.multibox_detection(probs, offsets, anchors))

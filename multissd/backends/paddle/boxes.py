@@ -153,6 +153,7 @@ def _pairwise_iou(boxes1, boxes2):
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
     jaccard = _pairwise_iou(ground_truth.astype(anchors.dtype), anchors)[None]       # (1, G, A)
     is_object = paddle.ones([1, jaccard.shape[1]], dtype="bool")                 # (1, G)
@@ -227,6 +228,7 @@ def _encode(anchors, assigned_bb, coding):
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (paddle.float32, paddle.float64) else paddle.float32
@@ -263,6 +265,7 @@ def _decode(anchors, offset_preds, coding):
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def nms(boxes, scores, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold)
 
@@ -313,6 +316,7 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
@@ -344,11 +348,13 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def batched_nms(boxes, scores, idxs, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold, idxs.astype("int64"))  # suppression within a class only
 
 
 @implements
+@paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
                                  nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
                                  detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):

@@ -137,10 +137,13 @@ def box_iou(boxes1, boxes2):
 def _pairwise_iou(boxes1, boxes2):
     """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
 
+    Boxes that track gradients get :func:`_differentiable_iou` (the same operations, out of place).
     Each coordinate is first copied into its own contiguous ``(..., N)`` / ``(..., M)`` vector, so
     that every broadcast below runs over a contiguous inner axis (vectorised; a strided ``[..., k]``
     view there is several times slower), and the (..., N, M) intermediates are updated in place
     where they can be."""
+    if torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad):
+        return _differentiable_iou(boxes1, boxes2)
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
     x1a, y1a, x2a, y2a = (c.contiguous()[..., :, None] for c in boxes1.unbind(-1))    # (..., N, 1) each
     x1b, y1b, x2b, y2b = (c.contiguous()[..., None, :] for c in boxes2.unbind(-1))    # (..., 1, M) each
@@ -155,7 +158,22 @@ def _pairwise_iou(boxes1, boxes2):
     return torch.nan_to_num_(inter.div_(union), nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
 
 
+def _differentiable_iou(boxes1, boxes2):
+    """:func:`_pairwise_iou` for boxes that track gradients: the same IEEE operations in the same order
+    (so the same values), none of them in place, so that autograd can differentiate them."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
+    x1a, y1a, x2a, y2a = (c[..., :, None] for c in boxes1.unbind(-1))                 # (..., N, 1) each
+    x1b, y1b, x2b, y2b = (c[..., None, :] for c in boxes2.unbind(-1))                 # (..., 1, M) each
+    widths = (torch.minimum(x2a, x2b) - torch.maximum(x1a, x1b)).clamp(min=0)          # (..., N, M)
+    heights = (torch.minimum(y2a, y2b) - torch.maximum(y1a, y1b)).clamp(min=0)         # (..., N, M)
+    inter = widths * heights
+    union = (areas1[..., :, None] + areas2[..., None, :]) - inter
+    nonempty = union > 0
+    return torch.where(nonempty, inter / torch.where(nonempty, union, 1.0), 0.0)
+
+
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
     jaccard = _pairwise_iou(ground_truth.to(anchors.dtype), anchors)[None]       # (1, G, A)
     is_object = torch.ones(jaccard.shape[:2], dtype=torch.bool, device=anchors.device)  # (1, G)
@@ -225,6 +243,7 @@ def _encode(anchors, assigned_bb, coding):
 
 
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (torch.float32, torch.float64) else torch.float32
@@ -259,6 +278,7 @@ def _decode(anchors, offset_preds, coding):
 
 
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def nms(boxes, scores, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold)
 
@@ -300,6 +320,7 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 
 
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
@@ -326,11 +347,13 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
 
 
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def batched_nms(boxes, scores, idxs, iou_threshold):
     return _nms(_upcast(boxes), scores, iou_threshold, idxs)  # one pass, suppression within a class only
 
 
 @implements
+@torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
                                  nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
                                  detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
