@@ -271,6 +271,10 @@ def _detection_inputs(cls_probs, offset_preds, anchors_) -> None:
         if host is not None and not np.isfinite(host).all():
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
             raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
+        if name == "cls_probs" and host is not None and ((host < 0) | (host > 1)).any():
+            idx = tuple(int(i) for i in np.argwhere((host < 0) | (host > 1))[0])
+            raise ValueError(f"cls_probs[{', '.join(map(str, idx))}] is {float(host[idx])!r}; expected probabilities "
+                             f"in [0, 1] (apply softmax to the class logits first)")
 
 
 def detection_args(cls_probs, offset_preds, anchors, nms_threshold, pos_threshold, **_) -> dict:
@@ -306,6 +310,22 @@ def per_class_detection_args(cls_probs, offset_preds, anchors, score_threshold, 
 # Rules of the model-and-loss contract (multissd.nn)
 # ---------------------------------------------------------------------------------------------
 
+def class_labels(logits, labels, names: tuple[str, str] = ("logits", "labels")) -> None:
+    """Labels ``(...)`` for logits ``(..., C)``: the same leading shape, integers in ``[0, C)``."""
+    lshape, shape = shape_of(logits, names[0]), shape_of(labels, names[1])
+    if not lshape or shape != lshape[:-1]:
+        raise ValueError(f"Expected {names[1]} of shape {list(lshape[:-1])} (one class per row of {names[0]} "
+                         f"{list(lshape)}); received shape {list(shape)}")
+    host = host_values(labels)
+    if host is None or host.size == 0:
+        return
+    bad = (host < 0) | (host >= lshape[-1]) | (host != np.round(host))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{names[1]}{list(where)} is {host[where]}; expected a class in [0, {lshape[-1]}) "
+                         f"({lshape[-1]} columns of {names[0]}, 0 for background)")
+
+
 def set_weights_args(net, weights):
     """``set_weights``: exactly the parameters of ``net``'s spec, with its shapes."""
     net.spec.check_weights(weights)
@@ -324,3 +344,4 @@ def loss_args(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, **_):
         if shape_of(x, name) != (b, 4 * a):
             raise ValueError(f"Expected {name} of shape [B, 4*A] = [{b}, {4 * a}]; received shape "
                              f"{list(shape_of(x, name))}")
+    class_labels(cls_preds, cls_labels, ("cls_preds", "cls_labels"))

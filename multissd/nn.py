@@ -78,6 +78,13 @@ def _reduction_args(reduction, **_):
         raise ValueError(f"Invalid reduction. Expected one of {list(REDUCTIONS)}; received reduction={reduction!r}")
 
 
+def _class_loss_args(logits, labels, reduction, **_):
+    """The argument rule of the class losses: a reduction, and a label in ``[0, C)`` for each row of
+    logits (an index out of range wrapped around on NumPy and paddle and raised on torch)."""
+    _reduction_args(reduction)
+    checks.class_labels(logits, labels)
+
+
 NN = Contract("nn")
 """The model-and-loss contract: every backend's ``nn.py`` implements :data:`NN_CONTRACT` in this order."""
 implements = NN.implements
@@ -179,7 +186,7 @@ def set_weights(net, weights):
 # Losses and metrics
 # ---------------------------------------------------------------------------------------------
 
-@NN.on_tensors(_reduction_args)
+@NN.on_tensors(_class_loss_args)
 def cross_entropy(logits, labels, reduction="mean"):
     """Softmax cross-entropy from a log-sum-exp (finite for logits of any size).
 
@@ -189,13 +196,13 @@ def cross_entropy(logits, labels, reduction="mean"):
     """
 
 
-@NN.on_tensors(_reduction_args)
+@NN.on_tensors(_class_loss_args)
 def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
     """Softmax focal loss ``-alpha * (1 - p_t)**gamma * log(p_t)`` (the book's exercise), shapes as
     :func:`cross_entropy`; ``alpha=1, gamma=0`` is cross-entropy."""
 
 
-@NN.on_tensors(_reduction_args)
+@NN.on_tensors(_class_loss_args)
 def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
     """Binary cross-entropy without a background column (the fastai lesson), optionally focal.
 

@@ -233,6 +233,7 @@ def _nms(boxes, scores, iou_threshold):
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
+    dtype, cls_probs, offset_preds = cls_probs.dtype, _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32
     anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
     out = []
     for i in range(batch_size):
@@ -250,8 +251,8 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
         out_conf[below] = 1 - out_conf[below]
         out.append(np.concatenate((out_class[:, None], out_conf[:, None], predicted_bb[order]), axis=1))
     if batch_size == 0:
-        return np.zeros((0, num_anchors, 6), dtype=cls_probs.dtype)
-    return np.stack(out)
+        return np.zeros((0, num_anchors, 6), dtype=dtype)
+    return np.stack(out).astype(dtype)
 
 
 @implements
@@ -271,6 +272,7 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
                                  nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
                                  detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
     batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
+    dtype, cls_probs, offset_preds = cls_probs.dtype, _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32
     anchors = anchors.reshape(num_anchors, 4).astype(cls_probs.dtype)
     out = []
     for i in range(batch_size):
@@ -284,6 +286,7 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
             candidate_classes.append(np.full(ranked.size, c, dtype=np.int64))
         anchor_ids, labels = np.concatenate(candidate_anchors), np.concatenate(candidate_classes)
         scores = cls_probs[i, labels + 1, anchor_ids]                                 # (n,)
-        keep = _batched_nms(_upcast(boxes[anchor_ids]), scores, labels, nms_threshold)[:detections_per_image]
-        out.append({"boxes": boxes[anchor_ids[keep]], "scores": scores[keep], "labels": labels[keep]})
+        keep = _batched_nms(boxes[anchor_ids], scores, labels, nms_threshold)[:detections_per_image]
+        out.append({"boxes": boxes[anchor_ids[keep]].astype(dtype), "scores": scores[keep].astype(dtype),
+                    "labels": labels[keep]})
     return out

@@ -248,7 +248,8 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     if int(pairs.shape[0]):
         class_labels[image, anchor] = rows[:, 0].astype("int64") + 1             # (B, A)
         offset[image, anchor] = _encode(anchors[anchor], rows[:, 1:], coding)    # (B, A, 4), 0 where unmatched
-    return offset.reshape([batch_size, -1]), bbox_mask.reshape([batch_size, -1]), class_labels
+    return (offset.reshape([batch_size, 4 * num_anchors]), bbox_mask.reshape([batch_size, 4 * num_anchors]),
+            class_labels)
 
 
 @implements
@@ -321,7 +322,8 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     dtype = cls_probs.dtype
-    anchors = anchors.reshape([num_anchors, 4]).astype(dtype)
+    cls_probs, offset_preds = _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32 (no CPU kernels)
+    anchors = anchors.reshape([num_anchors, 4]).astype(cls_probs.dtype)
     conf, class_id = cls_probs[:, 1:].amax(axis=1), cls_probs[:, 1:].argmax(axis=1)   # (B, A)
     predicted_bb = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding)  # (B, A, 4)
     all_idx = paddle.arange(num_anchors, dtype="int64")
@@ -336,15 +338,15 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
             is_kept = paddle.scatter(is_kept, keep, paddle.ones([num_kept], dtype="int32"))
         is_kept = is_kept.astype("bool")
         order = paddle.concat((keep, paddle.masked_select(all_idx, ~is_kept)))
-        out_class = paddle.concat((paddle.gather(class_id[i], keep).astype(dtype),
-                                   paddle.full([num_anchors - num_kept], NOT_DETECTED, dtype=dtype)))
+        out_class = paddle.concat((paddle.gather(class_id[i], keep).astype(conf.dtype),
+                                   paddle.full([num_anchors - num_kept], NOT_DETECTED, dtype=conf.dtype)))
         out_conf = paddle.gather(conf[i], order)
         out_conf = paddle.where(out_conf < pos_threshold, 1 - out_conf, out_conf)
         out.append(paddle.concat((out_class[:, None], out_conf[:, None],
                                   paddle.gather(predicted_bb[i], order)), axis=1))
     if batch_size == 0:
         return paddle.zeros([0, num_anchors, 6], dtype=dtype)
-    return paddle.stack(out)
+    return paddle.stack(out).astype(dtype)
 
 
 @implements
@@ -359,6 +361,7 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
                                  nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
                                  detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
     batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
+    dtype, cls_probs, offset_preds = cls_probs.dtype, _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32
     anchors = anchors.reshape([num_anchors, 4]).astype(cls_probs.dtype)
     boxes = _decode(anchors, offset_preds.reshape([batch_size, num_anchors, 4]), coding).clip(0, 1)  # (B, A, 4)
     object_probs = cls_probs[:, 1:]                                               # (B, C-1, A)
@@ -371,7 +374,7 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         anchor_ids = paddle.masked_select(order[i], passed)
         labels, scores = paddle.masked_select(classes, passed), paddle.masked_select(top_scores[i], passed)
         candidates = paddle.gather(boxes[i], anchor_ids)                          # (n, 4)
-        keep = _nms(_upcast(candidates), scores, nms_threshold, labels)[:detections_per_image]
-        out.append({"boxes": paddle.gather(candidates, keep), "scores": paddle.gather(scores, keep),
-                    "labels": paddle.gather(labels, keep)})
+        keep = _nms(candidates, scores, nms_threshold, labels)[:detections_per_image]
+        out.append({"boxes": paddle.gather(candidates, keep).astype(dtype),
+                    "scores": paddle.gather(scores, keep).astype(dtype), "labels": paddle.gather(labels, keep)})
     return out

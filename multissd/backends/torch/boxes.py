@@ -261,7 +261,7 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
     class_labels[image, anchor] = rows[:, 0].long() + 1                          # (B, A)
     offset = torch.zeros((batch_size, num_anchors, 4), dtype=dtype, device=labels.device)
     offset[image, anchor] = _encode(anchors[anchor], rows[:, 1:], coding)        # (B, A, 4), 0 where unmatched
-    return offset.reshape(batch_size, -1), bbox_mask.reshape(batch_size, -1), class_labels
+    return offset.reshape(batch_size, 4 * num_anchors), bbox_mask.reshape(batch_size, 4 * num_anchors), class_labels
 
 
 @implements
@@ -325,7 +325,8 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     device, dtype = cls_probs.device, cls_probs.dtype
-    anchors = anchors.reshape(num_anchors, 4).to(dtype)
+    cls_probs, offset_preds = _upcast(cls_probs), _upcast(offset_preds)           # float16: computed in float32
+    anchors = anchors.reshape(num_anchors, 4).to(cls_probs.dtype)
     conf, class_id = cls_probs[:, 1:].amax(dim=1), cls_probs[:, 1:].argmax(dim=1)   # (B, A)
     predicted_bb = _decode(anchors, offset_preds.reshape(batch_size, num_anchors, 4), coding)  # (B, A, 4)
     all_idx = torch.arange(num_anchors, device=device)
@@ -336,14 +337,14 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
         is_kept = torch.zeros(num_anchors, dtype=torch.bool, device=device)
         is_kept[keep] = True
         order = torch.cat((keep, all_idx[~is_kept]))
-        out_class = torch.full((num_anchors,), NOT_DETECTED, dtype=dtype, device=device)
-        out_class[:keep.shape[0]] = class_id[i, keep].to(dtype)
+        out_class = torch.full((num_anchors,), NOT_DETECTED, dtype=conf.dtype, device=device)
+        out_class[:keep.shape[0]] = class_id[i, keep].to(conf.dtype)
         out_conf = conf[i, order]
         out_conf = torch.where(out_conf < pos_threshold, 1 - out_conf, out_conf)
         out.append(torch.cat((out_class[:, None], out_conf[:, None], predicted_bb[i, order]), dim=1))
     if batch_size == 0:
         return torch.zeros((0, num_anchors, 6), dtype=dtype, device=device)
-    return torch.stack(out)
+    return torch.stack(out).to(dtype)
 
 
 @implements
@@ -358,17 +359,18 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
                                  nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
                                  detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
     batch_size, num_classes, num_anchors = (int(d) for d in cls_probs.shape)
+    dtype, cls_probs, offset_preds = cls_probs.dtype, _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32
     anchors = anchors.reshape(num_anchors, 4).to(cls_probs.dtype)
     boxes = _decode(anchors, offset_preds.reshape(batch_size, num_anchors, 4), coding).clamp(0, 1)  # (B, A, 4)
     ranked = torch.sort(cls_probs[:, 1:], dim=2, descending=True, stable=True)    # (B, C-1, A), ties: lower anchor
     top_scores = ranked.values[:, :, :topk_candidates]                            # (B, C-1, k)
     top_anchors = ranked.indices[:, :, :topk_candidates]
-    classes = torch.arange(num_classes - 1, device=cls_probs.device)[:, None].expand_as(top_anchors[0])  # (C-1, k)
+    classes = torch.arange(num_classes - 1, device=cls_probs.device)[:, None].expand(top_anchors.shape[1:])  # (C-1, k)
     out = []
     for i in range(batch_size):
         passed = top_scores[i] > score_threshold                                  # (C-1, k), class-major below
         anchor_ids, labels, scores = top_anchors[i][passed], classes[passed], top_scores[i][passed]
         candidates = boxes[i, anchor_ids]                                         # (n, 4)
-        keep = _nms(_upcast(candidates), scores, nms_threshold, labels)[:detections_per_image]
-        out.append({"boxes": candidates[keep], "scores": scores[keep], "labels": labels[keep]})
+        keep = _nms(candidates, scores, nms_threshold, labels)[:detections_per_image]
+        out.append({"boxes": candidates[keep].to(dtype), "scores": scores[keep].to(dtype), "labels": labels[keep]})
     return out
