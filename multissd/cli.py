@@ -9,8 +9,18 @@ from typing import Callable
 
 from multissd.backends._registry import BACKEND_NAMES, DEVICES
 
-USER_ERRORS = (ValueError, TypeError, ImportError)
-"""What bad input, a bad file or a missing framework raise: reported as ``error: ...``, exit status 2."""
+USER_ERRORS = (ValueError, TypeError, ImportError, OSError)
+"""What bad input, a bad file or folder (missing, unreadable, read-only, a full disk) or a missing
+framework raise: reported as one ``error: ...`` line, exit status 2."""
+
+
+def describe(error: Exception) -> str:
+    """One line for ``error``; an OS error names the path and what went wrong (``Permission denied``,
+    ``No space left on device``, ...), not its errno."""
+    if isinstance(error, OSError) and not isinstance(error, ImportError) and error.strerror:
+        path = f" {error.filename}" if error.filename else ""
+        return f"cannot use{path}: {error.strerror}"
+    return str(error)
 
 
 def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -29,9 +39,13 @@ def add_device(parser: argparse.ArgumentParser, help: str = "device (default aut
 
 
 def report_errors(body: Callable[[], int]) -> int:
-    """Run ``body``; a user error becomes one ``error: ...`` line on stderr and exit status 2."""
+    """Run ``body``; a user error becomes one ``error: ...`` line on stderr and exit status 2, Ctrl-C
+    one ``interrupted`` line and exit status 130."""
     try:
         return body()
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -80,11 +80,13 @@ def top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
     conf = cls_probs[:, 1:].max(axis=1)                                          # (B, A)
     best = conf.argmax(axis=1)                                                   # (B,)
     offsets = bbox_preds.reshape(len(best), -1, 4)[np.arange(len(best)), best]  # (B, 4)
-    boxes = ref.offset_inverse(anchors[0, best], offsets)                        # (B, 4)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging model's huge offsets decode to inf: a miss
+        boxes = ref.offset_inverse(anchors[0, best], offsets)                    # (B, 4)
     hits = []
     for box, label in zip(boxes, labels):
         truth = label[label[:, 0] >= 0, 1:]
-        hits.append(truth.size > 0 and ref.box_iou(box[None].astype(np.float32), truth.astype(np.float32)).max() >= 0.5)
+        hits.append(truth.size > 0 and bool(np.isfinite(box).all()) and box[2] >= box[0] and box[3] >= box[1]
+                    and ref.box_iou(box[None].astype(np.float32), truth.astype(np.float32)).max() >= 0.5)
     return np.asarray(hits)
 
 
@@ -96,6 +98,8 @@ def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dic
     hits, preds = [], []
     for images, labels in _batches(split, batch_size):
         anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+        if not (np.isfinite(cls_probs).all() and np.isfinite(bbox_preds).all()):
+            raise FloatingPointError("the model's outputs on validation images are not finite")
         bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
         totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
                    ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]

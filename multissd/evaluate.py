@@ -28,27 +28,31 @@ from multissd.weights import load_model
 SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "voc07_map_50")
 
 
+def per_class(result: dict, class_names) -> dict[str, dict[str, float]]:
+    """Per class name: ``ap``, ``ap50``, ``voc07_ap50``, ``ar100`` -- every class of the model, -1 for
+    one that neither the ground truth nor the detections contain."""
+    ids = sorted({int(c) for c in result["classes"]} | set(range(len(class_names or []))))
+    index = {int(c): k for k, c in enumerate(result["classes"])}
+    keys = {"ap": "map_per_class", "ap50": "map_50_per_class", "voc07_ap50": "voc07_ap_50_per_class",
+            "ar100": "mar_100_per_class"}
+    return {class_name(class_names, c): {name: float(result[key][index[c]]) if c in index else -1.0
+                                         for name, key in keys.items()} for c in ids}
+
+
 def report(result: dict, class_names) -> str:
     """The summary and per-class table as text."""
     lines = ["mAP@[.5:.95] {map:.4f}   AP50 {map_50:.4f}   AP75 {map_75:.4f}   VOC07 AP50 {voc07_map_50:.4f}".format(**result),
              "AP small {map_small:.4f}   medium {map_medium:.4f}   large {map_large:.4f}   AR@100 {mar_100:.4f}".format(
                  **result), "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'VOC07 AP50':>12}"]
-    for k, class_id in enumerate(result["classes"]):
-        lines.append(f"{class_name(class_names, int(class_id)):<16}{result['map_per_class'][k]:>8.4f}"
-                     f"{result['map_50_per_class'][k]:>8.4f}{result['voc07_ap_50_per_class'][k]:>12.4f}")
+    for name, figures in per_class(result, class_names).items():
+        lines.append(f"{name:<16}{figures['ap']:>8.4f}{figures['ap50']:>8.4f}{figures['voc07_ap50']:>12.4f}")
     lines.append("(-1: no ground truth to measure it)")
     return "\n".join(lines)
 
 
 def to_json(result: dict, class_names) -> dict:
     """The figures of :func:`mean_average_precision` as plain JSON (per-class AP keyed by class name)."""
-    out = {key: float(result[key]) for key in SUMMARY_KEYS}
-    out["per_class"] = {class_name(class_names, int(c)): {"ap": float(result["map_per_class"][k]),
-                                                      "ap50": float(result["map_50_per_class"][k]),
-                                                      "voc07_ap50": float(result["voc07_ap_50_per_class"][k]),
-                                                      "ar100": float(result["mar_100_per_class"][k])}
-                        for k, c in enumerate(result["classes"])}
-    return out
+    return {**{key: float(result[key]) for key in SUMMARY_KEYS}, "per_class": per_class(result, class_names)}
 
 
 def parser():

@@ -42,8 +42,9 @@ class TinySSDSpec:
             base network, each of ``block_channels``, the global max pool.
         bn_eps: batch-norm epsilon.
         bn_momentum: batch-norm momentum in torch's convention (new = (1 - m) * old + m * batch).
-        prior_prob: initial object probability of every anchor (RetinaNet's head initialisation,
-            see :func:`init_weights`); ``None`` for PyTorch's default initialisation.
+        prior_prob: the initial probability that an anchor is an object (of any class), shared
+            equally among the classes (RetinaNet's head initialisation, see :func:`init_weights`); in
+            ``(0, 1)``, for any number of classes; ``None`` for PyTorch's default initialisation (the book's).
     """
 
     num_classes: int = 1
@@ -78,8 +79,9 @@ class TinySSDSpec:
             if not ss or not rr or any(not (math.isfinite(v) and v > 0) for v in ss + rr):
                 raise ValueError(f"Scale {i}: expected non-empty sizes and ratios, all > 0; received "
                                  f"sizes={list(ss)}, ratios={list(rr)}")
-        if self.prior_prob is not None and not 0 < self.prior_prob < 1 / (self.num_classes + 1):
-            raise ValueError(f"Expected prior_prob in (0, 1/(num_classes+1)) or None; received {self.prior_prob!r}")
+        if self.prior_prob is not None and not (isinstance(self.prior_prob, (int, float)) and 0 < self.prior_prob < 1):
+            raise ValueError(f"Expected prior_prob in (0, 1), the initial probability that an anchor is an object, or "
+                             f"None for the book's initialisation; received {self.prior_prob!r}")
         if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
             raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
                              f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
@@ -122,6 +124,12 @@ class TinySSDSpec:
             out.append((height, width))
         out.append((1, 1))
         return out
+
+    @property
+    def min_image_size(self) -> int:
+        """The smallest image side this model takes: every down-sampling stage halves H and W, and the
+        last one needs a feature map of at least 1 x 1 (64 for the book's TinySSD)."""
+        return 2 ** (len(self.base_channels) + len(self.block_channels))
 
     def total_anchors(self, height: int = 256, width: int = 256) -> int:
         """``A`` for an input of ``height x width`` (5444 for the book's 256 x 256)."""
@@ -194,9 +202,11 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
     uniform in ``+-1/sqrt(fan_in)``); batch norm starts at weight 1, bias 0, mean 0, variance 1.
     With ``spec.prior_prob`` set (the default, 0.01), the class and box predictors are initialised
     as RetinaNet's heads (Lin et al., 2017): weights ``N(0, 0.01)``, box biases 0 (boxes start at
-    their anchors), and class biases such that every object class starts at probability
-    ``prior_prob`` -- so training does not first spend its steps unlearning 50% object scores on
-    thousands of background anchors. ``prior_prob=None`` keeps PyTorch's default for them too.
+    their anchors), and class biases such that every anchor starts as an object with probability
+    ``prior_prob``, shared equally by the ``Q`` classes (background bias ``log(Q (1 - p) / p)``, the
+    others 0: for one class, class probability ``p``) -- so training does not first spend its steps
+    unlearning 50% object scores on thousands of background anchors. This works for any number of
+    classes. ``prior_prob=None`` keeps PyTorch's default for them too (the book's initialisation).
     Every backend loads these arrays, so all start from identical weights.
     """
     rng = np.random.default_rng(seed)
@@ -215,7 +225,8 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
             if head:  # boxes start at their anchors; each class starts at probability prior_prob
                 value = np.zeros(shape)
                 if name.startswith("cls_"):
-                    value.reshape(-1, spec.num_classes + 1)[:, 0] = math.log(1 / spec.prior_prob - spec.num_classes)
+                    background = math.log(spec.num_classes * (1 - spec.prior_prob) / spec.prior_prob)
+                    value.reshape(-1, spec.num_classes + 1)[:, 0] = background
 
         elif kind in ("bn.weight", "bn.running_var"):
             value = np.ones(shape)

@@ -11,6 +11,7 @@ without background), so ``C = Q + 1``. The model itself is described once, as da
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from multissd import checks
@@ -57,6 +58,12 @@ class LossConfig:
             raise ValueError(f"Invalid cls_loss. Expected one of {list(CLS_LOSSES)}; received {self.cls_loss!r}")
         if self.box_loss not in BOX_LOSSES:
             raise ValueError(f"Invalid box_loss. Expected one of {list(BOX_LOSSES)}; received {self.box_loss!r}")
+        numbers = {"sigma": self.sigma, "focal_alpha": self.focal_alpha, "focal_gamma": self.focal_gamma,
+                   "cls_weight": self.cls_weight, "box_weight": self.box_weight,
+                   "neg_pos_ratio": 1.0 if self.neg_pos_ratio is None else self.neg_pos_ratio}
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Expected {name} to be a finite number; received {name}={value!r}")
         if not self.sigma > 0:
             raise ValueError(f"Expected sigma > 0; received sigma={self.sigma!r}")
         if not self.focal_gamma >= 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from multissd.detection import class_name
 from multissd.metrics import RECALL_THRESHOLDS
@@ -77,11 +78,20 @@ def plot_detections(images, detections, truths, path, columns: int = 4, class_na
     return Path(path)
 
 
+DRAWING_SIDE = 1024
+"""The longest side of a drawn picture: larger photos are drawn scaled down (a 6000 x 6000 photo drawn
+at full size took 4.6 GB and 16 s)."""
+
+
 def draw_detections(image, rows, class_names, path, threshold: float) -> Path:
     """Save the PIL ``image`` with its detections drawn, like the book's display: white boxes with class
     and score; detections shown although they score below ``threshold`` are yellow. ``rows``
-    ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of ``image``."""
+    ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of ``image``. An image larger than
+    :data:`DRAWING_SIDE` is drawn scaled down to it."""
     plt = _pyplot()
+    scale = min(1.0, DRAWING_SIDE / max(image.width, image.height))
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
     fig = plt.figure(figsize=(image.width / 100, image.height / 100), dpi=100)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.imshow(image)
@@ -89,7 +99,7 @@ def draw_detections(image, rows, class_names, path, threshold: float) -> Path:
     for low, color in ((False, "w"), (True, "yellow")):
         chosen = rows[(rows[:, 1] < threshold) == low]
         labels = [f"{class_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
-        draw_boxes(ax, chosen[:, 2:], labels, color=color)
+        draw_boxes(ax, chosen[:, 2:] * scale, labels, color=color)
     fig.savefig(path)
     plt.close(fig)
     return Path(path)

@@ -25,6 +25,7 @@ from multissd import cli
 from multissd.backends import _registry
 from multissd.boxes import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
 from multissd.config import get_backend
+from multissd.data.images import rgb_image
 from multissd.detection import class_name
 from multissd.host import keep_freed_memory
 from multissd.plots import draw_detections
@@ -49,7 +50,7 @@ def read_image(path: Path) -> Image.Image:
     """The image at ``path`` in RGB; ``ValueError`` naming the path if it is missing or unreadable."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return rgb_image(image)
     except FileNotFoundError:
         raise ValueError(f"Image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -18,16 +18,19 @@ predictions.png and checkpoint.safetensors.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from multissd import cli
 from multissd.backends import _registry
 from multissd.config import get_backend
 from multissd.data.augment import AUGMENTATIONS
 from multissd.nn import LossConfig
-from multissd.training import (DEFAULT_EPOCHS, DEFAULT_RECIPE, LR_SCHEDULES, RECIPES, NonFiniteLoss, StopRequested,
-                               TrainConfig, train)
+from multissd.training import (CHECKPOINT, DEFAULT_EPOCHS, DEFAULT_RECIPE, LR_SCHEDULES, RECIPES, NonFiniteLoss,
+                               StopRequested, TrainConfig, train)
+from multissd.training.checkpoint import saved_config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -111,36 +114,77 @@ def config_from_args(args) -> TrainConfig:
     loss = LossConfig(cls_loss=args.cls_loss.replace("-", "_"), box_loss=args.box_loss.replace("-", "_"),
                       sigma=args.sigma, neg_pos_ratio=args.neg_pos_ratio or None, cls_weight=args.cls_weight,
                       box_weight=args.box_weight)
-    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
-        raise ValueError("--epochs and --batch-size must be at least 1")
-    image_size = None
-    if args.image_size:
-        if len(args.image_size) > 2 or min(args.image_size) < 32:
-            raise ValueError(f"--image-size takes one or two sizes of at least 32 pixels; received {args.image_size}")
-        image_size = [args.image_size[0], args.image_size[-1]]
+    if args.image_size and len(args.image_size) > 2:
+        raise ValueError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {args.image_size}")
     backend = args.backend or get_backend()
     _registry.load(backend)  # a missing framework fails here, naming its pip extra
     return TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, momentum=args.momentum,
                        seed=args.seed, recipe=args.recipe, device=args.device, data=args.data, data_dir=args.data_dir,
                        augment=args.augment, skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
-                       threads=args.threads, compile=args.compile, image_size=image_size, sync_bn=args.sync_bn)
+                       threads=args.threads, compile=args.compile, sync_bn=args.sync_bn,
+                       image_size=[args.image_size[0], args.image_size[-1]] if args.image_size else None)
+
+
+# option -> the config.json field it sets ("loss.x": a field of the loss settings)
+_OPTION_FIELDS = {"backend": "backend", "batch_size": "batch_size", "recipe": "recipe", "lr": "lr",
+                  "lr_schedule": "lr_schedule", "weight_decay": "weight_decay", "momentum": "momentum", "seed": "seed",
+                  "data": "data", "image_size": "image_size", "augment": "augment", "skip_bad": "skip_bad",
+                  "data_dir": "data_dir", "cls_loss": "loss.cls_loss", "box_loss": "loss.box_loss",
+                  "sigma": "loss.sigma", "neg_pos_ratio": "loss.neg_pos_ratio", "cls_weight": "loss.cls_weight",
+                  "box_weight": "loss.box_weight", "compile": "compile", "sync_bn": "sync_bn"}
+
+
+def given_options(argv) -> set[str]:
+    """The destinations of the options given on the command line ``argv`` (not the defaults)."""
+    p = parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def check_resume_options(args, given: set[str]) -> None:
+    """``ValueError`` when an option given with ``--resume`` contradicts the run: a resumed run keeps
+    the settings it was started with (it may change only --epochs, --threads, --device)."""
+    if "out" in given and Path(args.out) != Path(args.resume):
+        raise ValueError(f"--out {args.out} and --resume {args.resume} name different run folders")
+    saved = saved_config(args.resume)
+    wanted = asdict(config_from_args(copy.copy(args)))
+    for option in sorted(given & set(_OPTION_FIELDS)):
+        field = _OPTION_FIELDS[option]
+        mine, theirs = (wanted, saved) if "." not in field else (wanted["loss"], saved.get("loss", {}))
+        key = field.split(".")[-1]
+        if key in theirs and mine[key] != theirs[key] and not _same_path(option, mine[key], theirs[key]):
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} {mine[key]!r} contradicts the run {args.resume}, trained with {theirs[key]!r}: a "
+                             f"resumed run keeps its settings (it may change only --epochs, --threads, --device)")
+
+
+def _same_path(option: str, a, b) -> bool:
+    return option in ("data", "data_dir") and a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     try:
+        if args.resume:
+            check_resume_options(args, given_options(argv))
         config = config_from_args(args)
         history = train(config, resume=args.resume is not None, progress=not args.no_progress)
     except StopRequested as stopped:
         if str(stopped):
             print(stopped, file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+        print(f"\nstopped at once; {Path(args.resume or args.out) / CHECKPOINT} is the last checkpoint, if the run "
+              f"reached one", file=sys.stderr)
+        return 130
     except NonFiniteLoss as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except cli.USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {cli.describe(error)}", file=sys.stderr)
         return 2
     last = history[-1] if history else None
     if last and "val_map_50" in last:  # rank 0 of a distributed run, or the only process

@@ -144,7 +144,8 @@ def test_detections_cross_backend_from_same_weights(other_nn, ref_nn, ref):
 
 
 def test_predictor_heads_start_at_the_prior(nn):
-    # RetinaNet's initialisation: every object class starts near prior_prob, every box at its anchor.
+    # RetinaNet's initialisation: an anchor starts as an object (of any class) with probability near
+    # prior_prob, shared by the classes; every box at its anchor.
     spec = TinySSDSpec(num_classes=2)
     net = nn.TinySSD(spec=spec, seed=0)
     net.train()  # batch statistics: normalised features, as in training
@@ -152,7 +153,23 @@ def test_predictor_heads_start_at_the_prior(nn):
     _, cls_preds, bbox_preds = (host(t) for t in net(tensor(nn, X)))
     probs = np.exp(cls_preds - cls_preds.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
-    np.testing.assert_allclose(probs[..., 1:].mean(), spec.prior_prob, rtol=0.3)
+    np.testing.assert_allclose(probs[..., 1:].sum(-1).mean(), spec.prior_prob, rtol=0.3)
+    np.testing.assert_allclose(probs[..., 1].mean(), probs[..., 2].mean(), rtol=0.3)
     assert np.abs(bbox_preds).mean() < 0.5  # a predicted box moves a few percent of its anchor's size
-    with pytest.raises(ValueError, match="prior_prob"):
-        TinySSDSpec(num_classes=2, prior_prob=0.5)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="prior_prob"):
+            TinySSDSpec(num_classes=2, prior_prob=bad)
+
+
+@pytest.mark.parametrize("num_classes", [99, 150])
+def test_any_class_count_starts_at_the_prior_R43(num_classes):
+    """99 or more classes: the default head initialisation is defined ("Expected prior_prob in
+    (0, 1/(num_classes+1))" before) and an anchor starts as an object with probability prior_prob."""
+    spec = TinySSDSpec(num_classes=num_classes, base_channels=(4,), block_channels=(4,),
+                       sizes=((0.3,),) * 3, ratios=((1.0,),) * 3)
+    weights = multissd.init_weights(spec, seed=0)
+    background = weights["cls_0.bias"].reshape(-1, num_classes + 1)
+    logits = background  # the weights are N(0, 0.01): the biases decide the start
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs[:, 1:].sum(-1), spec.prior_prob, rtol=1e-5)

@@ -240,8 +240,8 @@ def test_crash_while_saving_a_checkpoint_keeps_the_previous_one_R37(tiny_data, t
         return real_save(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(safetensors.numpy, "save_file", crashing)
-    with pytest.raises(OSError, match="power cut"):
-        run_train(tiny_data, tmp_path / "run", "--epochs", "2")
+    assert run_train(tiny_data, tmp_path / "run", "--epochs", "2") == 2  # one line, no traceback (R48)
+    assert "error: power cut" in capsys.readouterr().err
     _, state = training.load_checkpoint(tmp_path / "run")
     assert state["epoch"] == 1
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from multissd.data import fruit
-from multissd.data.folder import CLASSES_FILE, DetectionSplit, read_split, write_split
+from multissd.data.folder import CLASSES_FILE, DetectionSplit, folder_class_names, read_split, write_split
 from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
 
 DATA_ENV_VAR = "MULTISSD_DATA"
@@ -103,4 +103,5 @@ def bananas(data=None, data_dir=None, seed: int = 0, sizes=None, progress=None,
             kind: str = "bananas") -> tuple[DetectionSplit, DetectionSplit]:
     """``(train, val)`` splits: from the folder ``data`` (book layout), or the synthetic dataset ``kind``."""
     folder = Path(data) if data is not None else synthetic_bananas_dir(data_dir, seed, sizes, progress, kind)
-    return read_split(folder, "train"), read_split(folder, "val")
+    class_names = folder_class_names(folder)  # from both splits: the same classes in each
+    return read_split(folder, "train", class_names), read_split(folder, "val", class_names)

@@ -55,8 +55,9 @@ def read_coco(root, split: str, problems: Problems) -> tuple[list[Record], list[
                             f"(categories: {sorted(categories)})")
             continue
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            problems.report(f"{where}: bbox {bbox!r} is not [x, y, width, height]")
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bbox)):
+            problems.report(f"{where}: bbox {bbox!r} is not [x, y, width, height] of finite numbers")
             continue
         objects[ann["image_id"]].append((index, ann))
     records = []
@@ -66,6 +67,11 @@ def read_coco(root, split: str, problems: Problems) -> tuple[list[Record], list[
         if pixels is None:
             continue
         height, width = pixels.shape[:2]
+        stated = (image.get("height"), image.get("width"))
+        if None not in stated and tuple(int(v) for v in stated) != (height, width):
+            problems.report(f"{path}, image {image['file_name']!r}: the file {image_path} is {width}x{height} but the "
+                            f"annotations say {stated[1]}x{stated[0]}")
+            continue
         boxes, classes, ignore = [], [], []
         for index, ann in objects[image["id"]]:
             x, y, w, h = (float(v) for v in ann["bbox"])

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from multissd.data.images import rgb_pixels
+
 COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
 SPLIT_FOLDERS = {"train": "bananas_train", "val": "bananas_val"}
 CLASSES_FILE = "classes.txt"
@@ -89,6 +91,9 @@ def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float
             if len(row) != len(COLUMNS):
                 _fail(csv_path, row_number, f"expected {len(COLUMNS)} values, found {len(row)}: {row}")
             name = row[0].strip()
+            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+                _fail(csv_path, row_number, f"img_name {name!r} must name a file inside the split's images/ folder "
+                                            f"(no absolute path, no '..')")
             try:
                 label = int(float(row[1]))
                 xmin, ymin, xmax, ymax = (float(v) for v in row[2:])
@@ -105,26 +110,52 @@ def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float
     return objects
 
 
-def read_class_names(root: Path, objects: dict) -> list[str]:
-    """The class names of a folder: its ``classes.txt``, else ``banana`` (one class) or the numbers."""
-    largest = max(row[1] for rows in objects.values() for row in rows)
+def read_class_names(root: Path, labelled: dict[Path, dict]) -> list[str]:
+    """The class names of a folder, the same for every split: its ``classes.txt``, else ``banana``
+    (one class) or the numbers ``0 .. largest`` -- which must then all be used, so that a typo such
+    as ``100000`` is reported with its row instead of making a model of 100001 classes.
+    ``labelled`` maps each ``label.csv`` read to its rows (:func:`read_labels`)."""
+    used = {}  # label -> (file, row) of its first use
+    for csv_path, objects in labelled.items():
+        for rows in objects.values():
+            for row in rows:
+                used.setdefault(row[1], (csv_path, row[0]))
+    largest = max(used)
     path = root / CLASSES_FILE
     if path.is_file():
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         if largest >= len(names):
-            raise ValueError(f"{path} names {len(names)} classes but label.csv uses label {largest}")
+            _fail(*used[largest], f"label {largest} is not a class of {path}, which names {len(names)} "
+                                  f"(labels 0 to {len(names) - 1})")
         return names
+    missing = sorted(set(range(largest + 1)) - set(used))
+    if missing:
+        _fail(*used[largest], f"label {largest}, but no row uses label {missing[0]}"
+                              + (f" (nor {len(missing) - 1} other labels below {largest})" if len(missing) > 1 else "")
+                              + f"; without a {CLASSES_FILE} the labels must be 0, 1, 2, ... with none left out "
+                                f"(a typo?), or write {root / CLASSES_FILE} naming every class")
     return ["banana"] if largest == 0 else [str(i) for i in range(largest + 1)]
 
 
-def read_split(folder, split: str) -> DetectionSplit:
-    """Read ``folder/bananas_<split>`` (``split`` is ``"train"`` or ``"val"``) into memory."""
+def folder_class_names(folder) -> list[str]:
+    """The class names of a banana-detection folder, from both splits' ``label.csv`` (a class seen in
+    one split only is still a class of the other)."""
+    root = Path(folder)
+    labelled = {path: read_labels(path) for path in (root / SPLIT_FOLDERS[s] / "label.csv" for s in SPLIT_FOLDERS)
+                if path.is_file()}
+    return read_class_names(root, labelled)
+
+
+def read_split(folder, split: str, class_names: list[str] | None = None) -> DetectionSplit:
+    """Read ``folder/bananas_<split>`` (``split`` is ``"train"`` or ``"val"``) into memory, with the
+    folder's classes (:func:`folder_class_names`) unless ``class_names`` is given."""
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"Data folder not found: {root} (expected the book's banana-detection layout)")
     split_dir = root / SPLIT_FOLDERS[split]
     objects = read_labels(split_dir / "label.csv")
-    class_names = read_class_names(root, objects)
+    if class_names is None:
+        class_names = folder_class_names(root)
     images, labels, names = [], [], []
     max_objects = max(len(rows) for rows in objects.values())
     size = None
@@ -132,7 +163,7 @@ def read_split(folder, split: str) -> DetectionSplit:
         image_path = split_dir / "images" / name
         try:
             with Image.open(image_path) as image:
-                pixels = np.asarray(image.convert("RGB"))
+                pixels = rgb_pixels(image)
         except FileNotFoundError:
             _fail(split_dir / "label.csv", rows[0][0], f"image {image_path} does not exist")
         except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from multissd.data.folder import PADDING, DetectionSplit
+from multissd.data.images import rgb_pixels
 
 
 @dataclass
@@ -46,7 +47,7 @@ def read_pixels(path: Path, problems: Problems, listed_in=None) -> np.ndarray | 
     """uint8 ``(H, W, 3)`` of an image file, or ``None`` (reported) when it is missing or unreadable."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return rgb_pixels(image)
     except FileNotFoundError:
         problems.report(f"image {path} does not exist" + (f" (listed in {listed_in})" if listed_in else ""))
     except (UnidentifiedImageError, OSError, ValueError) as error:

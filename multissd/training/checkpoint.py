@@ -9,6 +9,7 @@ the epoch's running sums, elapsed time, the history of finished epochs, the seed
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -43,31 +44,75 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     return arrays, state
 
 
+RUN_FILES = ("config.json", "metrics.csv", "curves.png", "predictions.png", "weights.safetensors", CHECKPOINT)
+"""What a run writes into its folder."""
+
+
+def saved_config(run) -> dict:
+    """The ``config.json`` of the run folder ``run``; ``ValueError`` naming the path when it is missing
+    or unreadable."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"Cannot resume {run}: it has no config.json (not a multissd run folder)")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"Cannot resume {run}: {path} is not valid JSON ({error})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"Cannot resume {run}: {path} does not hold a run's settings")
+    return saved
+
+
+def _leftovers_of_a_failed_run(run: Path) -> bool:
+    """Whether ``run`` holds only what a run that stopped before its first checkpoint leaves behind."""
+    names = [p.name for p in run.iterdir()]
+    return (CHECKPOINT not in names and "config.json" in names
+            and all(name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp")) for name in names))
+
+
 def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple[TrainConfig, Path, dict | None, dict | None]:
-    """The run folder and, when resuming, the saved config, weights and state. ``create=False``
-    checks a new run's folder without creating it (the other processes of a distributed run)."""
+    """The run folder and, when resuming, the weights and state of its checkpoint (``config`` is the
+    resumed config already, :meth:`TrainConfig.resumed`). A folder that an earlier run left without a
+    checkpoint (it stopped before the end of its first epoch) is reused by a new run. ``create=False``
+    checks a new run's folder without creating or cleaning it (the other processes of a distributed run)."""
     run = Path(config.out)
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--out {run} is a file, not a folder")
     if resume:
-        saved = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
-        if saved is None:
-            raise ValueError(f"Cannot resume: {run / 'config.json'} not found")
+        if not (run / CHECKPOINT).is_file() and (run / "config.json").is_file():
+            raise ValueError(f"Cannot resume {run}: the run stopped before the end of its first epoch, so it has no "
+                             f"checkpoint; start it again (the same --out reuses the folder)")
         weights, state = load_checkpoint(run)
-        # --epochs given with --resume sets the total number of epochs; otherwise the saved one stands
-        resumed = TrainConfig.from_saved(saved, epochs=config.epochs or saved["epochs"], out=str(run))
-        return resumed, run, weights, state
+        if config.epochs < state["epoch"]:
+            raise ValueError(f"--epochs {config.epochs}: {run} has already trained {state['epoch']} epochs; a resumed "
+                             f"run goes on from there (ask for {state['epoch']} or more)")
+        return config, run, weights, state
     if run.exists() and any(run.iterdir()):
-        raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
-                         f"another --out")
-    if create:
+        if not _leftovers_of_a_failed_run(run):
+            raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
+                             f"another --out")
+        if create:
+            for path in run.iterdir():
+                path.unlink()
+    elif create:
         run.mkdir(parents=True, exist_ok=True)
     return config, run, None, None
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_metrics(path: Path, history: list[dict]) -> None:
     """The per-epoch figures as CSV (:data:`METRIC_COLUMNS`), written atomically."""
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, text.getvalue())

@@ -2,9 +2,13 @@
 that set its defaults."""
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
 
+from multissd.backends._registry import BACKEND_NAMES, DEVICES
 from multissd.data.augment import AugmentConfig
+from multissd.model import TinySSDSpec
 from multissd.nn import LossConfig
 
 DEFAULT_EPOCHS = 12
@@ -23,6 +27,8 @@ belong to matched anchors) -- measured figures in ``docs/training.md``."""
 DEFAULT_RECIPE = "ssd"
 _SSD = RECIPES[DEFAULT_RECIPE]
 LR_SCHEDULES = ("cosine", "constant")
+RESUME_CHANGES = ("epochs", "threads", "device")
+"""What a resumed run may change (recorded in its ``config.json``); everything else it keeps."""
 
 
 @dataclass
@@ -60,11 +66,43 @@ class TrainConfig:
         if isinstance(self.augment, bool):  # a config.json written when augmentation was on/off: SSD's or none
             self.augment = "ssd" if self.augment else "none"
         AugmentConfig.named(self.augment)  # raises on an unknown name
-        if self.recipe not in RECIPES:
-            raise ValueError(f"Expected recipe to be one of {', '.join(RECIPES)}; received {self.recipe!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"Expected lr_schedule to be one of {', '.join(LR_SCHEDULES)}; "
-                             f"received {self.lr_schedule!r}")
+        for name, allowed in (("recipe", RECIPES), ("lr_schedule", LR_SCHEDULES), ("backend", BACKEND_NAMES),
+                              ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Expected {name} to be one of {', '.join(allowed)}; received {getattr(self, name)!r}")
+        self._check_numbers()
+        self.loss_config()  # raises for a bad loss setting (nan weights, ...)
+        if self.image_size is not None:
+            self.image_size = [int(v) for v in self.image_size]
+            self.check_image_size(self.image_size, "--image-size")
+
+    def _check_numbers(self) -> None:
+        """``ValueError`` naming the option of a number out of its range."""
+        for name, low, high, low_inclusive in (("lr", 0, math.inf, False), ("weight_decay", 0, math.inf, True),
+                                               ("momentum", 0, 1, True)):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not (low <= value if low_inclusive else low < value) or not value < high):
+                bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if math.isfinite(high) else "")
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {bound}; received {value!r}")
+        for name, value, allow_none in (("epochs", self.epochs, True), ("batch_size", self.batch_size, False),
+                                        ("threads", self.threads, True)):
+            if value is None and allow_none:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1; received {value!r}")
+
+    def model_spec(self, num_classes: int = 1) -> TinySSDSpec:
+        """The run's model: its saved spec, else the book's TinySSD with ``num_classes``."""
+        return TinySSDSpec.from_json(json.dumps(self.spec)) if self.spec else TinySSDSpec(num_classes=num_classes)
+
+    def check_image_size(self, size, what: str) -> None:
+        """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model."""
+        smallest = self.model_spec().min_image_size
+        if min(size) < smallest:
+            raise ValueError(f"{what}: images of {size[1]}x{size[0]} are too small for TinySSD, which halves them "
+                             f"{smallest.bit_length() - 1} times; it needs at least {smallest}x{smallest} "
+                             f"(train with --image-size {smallest} or more)")
 
     @classmethod
     def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":
@@ -72,3 +110,17 @@ class TrainConfig:
         existed gets what that run used: the book's constant rate, no augmentation, plain SGD."""
         saved = {"lr_schedule": "constant", "augment": "none", "momentum": 0.0, "recipe": "book", **saved}
         return cls(**{**saved, **overrides})
+
+    def resumed(self, saved: dict) -> "TrainConfig":
+        """The run saved as ``saved`` (its ``config.json``), with what a resumed run may change
+        (:data:`RESUME_CHANGES`) taken from this config where it says something: ``epochs`` and
+        ``threads`` when not ``None``, ``device`` when not ``"auto"``. Everything else -- backend,
+        model, data, batch size, recipe, losses -- is the run's own."""
+        changes = {"out": self.out}
+        if self.epochs is not None:
+            changes["epochs"] = self.epochs
+        if self.threads is not None:
+            changes["threads"] = self.threads
+        if self.device != "auto":
+            changes["device"] = self.device
+        return TrainConfig.from_saved(saved, **changes)

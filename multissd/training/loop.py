@@ -29,9 +29,9 @@ from multissd.data.datasets import load_splits
 from multissd.data.sampler import EpochBatchSampler
 from multissd.detection import top_detections, validation_figures
 from multissd.host import keep_freed_memory
-from multissd.model import TinySSDSpec
 from multissd.plots import plot_curves, plot_detections
-from multissd.training.checkpoint import CHECKPOINT, prepare_run, save_checkpoint, write_metrics
+from multissd.training.checkpoint import (CHECKPOINT, prepare_run, save_checkpoint, saved_config, write_metrics,
+                                         write_text)
 from multissd.training.config import DEFAULT_EPOCHS, TrainConfig
 from multissd.training.distributed import Ranks
 from multissd.training.schedule import learning_rate
@@ -104,6 +104,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     Launched by ``torchrun`` or ``paddle.distributed.launch`` with several processes, it trains one
     model with the framework's data parallelism (see :mod:`multissd.training.distributed`).
     """
+    if resume:  # the run's own settings: backend, model, data, batch size, recipe (RESUME_CHANGES aside)
+        saved = saved_config(config.out)
+        config = config.resumed(saved)
+        if config.epochs != saved.get("epochs") and config.lr_schedule == "cosine":
+            log(f"--epochs {config.epochs}: the cosine schedule now decays over {config.epochs} epochs instead of "
+                f"{saved.get('epochs')}, so the remaining steps' learning rates differ from the run's first plan")
     keep_freed_memory()
     adapter = _registry.load_train(config.backend)
     if not adapter.CAN_TRAIN:
@@ -124,8 +130,10 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
     ranks.check(config.batch_size, config.compile)
     config, run, weights, state = prepare_run(config, resume, create=False)
     ranks.barrier()
-    if ranks.main:
-        run.mkdir(parents=True, exist_ok=True)
+    if ranks.main and not resume:
+        if run.is_dir() and any(run.iterdir()):
+            log(f"reusing {run}: an earlier run stopped there before its first checkpoint")
+        prepare_run(config, resume, create=True)  # creates the folder, or clears what a failed run left
     config.epochs = config.epochs or DEFAULT_EPOCHS
     with ranks.main_first():
         train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed,
@@ -148,22 +156,23 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
 def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
     """Fill in what the data decides (spec, image size, class names); write ``config.json`` to ``run``."""
     num_classes = len(train_split.class_names)
-    spec = TinySSDSpec.from_json(json.dumps(config.spec)) if config.spec else TinySSDSpec(num_classes=num_classes)
+    spec = config.model_spec(num_classes)
     if spec.num_classes != num_classes:
         raise ValueError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
                          f"({', '.join(train_split.class_names)})")
     config.spec = json.loads(spec.to_json())
+    config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
     config.image_size = [int(d) for d in train_split.images.shape[2:]]
     config.class_names = config.class_names or list(train_split.class_names)
     if run is not None:
-        (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        write_text(run / "config.json", json.dumps(asdict(config), indent=2) + "\n")
 
 
 def _build(config, adapter, device, ranks, weights, state, log):
     """``(model, net, optimizer)``: the model (from the checkpoint's weights when resuming), what is
     trained (prepared, and wrapped for data parallelism), and its optimiser (momentum restored)."""
     nn = _registry.load_nn(config.backend)
-    model = nn.TinySSD(spec=TinySSDSpec.from_json(json.dumps(config.spec)), seed=config.seed)
+    model = nn.TinySSD(spec=config.model_spec(), seed=config.seed)
     if weights is not None:
         nn.set_weights(model, weights)
         if state.get("seed") != config.seed:
@@ -183,6 +192,7 @@ def _fit(session: _Session) -> list[dict]:
     with _StopFlag() as stop:
         for epoch in range(state["epoch"], config.epochs):
             row = _run_epoch(session, epoch, stop)
+            _check_finite_weights(session, epoch)
             state["history"].append(row)
             state.update(epoch=epoch + 1, batches_done=0, sums=[0.0] * 6, elapsed=0.0)
             if session.ranks.main:
@@ -212,9 +222,7 @@ def _run_epoch(session: _Session, epoch: int, stop: _StopFlag) -> dict:
         try:
             stats = adapter.train_step(session.net, session.optimizer, X, Y, config.loss_config(), session.device)
         except FloatingPointError as error:
-            raise NonFiniteLoss(
-                f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error}); the run stopped and "
-                f"kept its last good checkpoint in {session.run / CHECKPOINT}") from None
+            raise _diverged(session, f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error})") from None
         n = int(Y.shape[0])
         local += [stats["loss"] * n, n, stats["cls_correct"], stats["cls_count"], stats["bbox_abs"], stats["bbox_count"]]
         batch += 1
@@ -230,6 +238,26 @@ def _run_epoch(session: _Session, epoch: int, stop: _StopFlag) -> dict:
                 examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
 
 
+def _diverged(session: _Session, what: str) -> NonFiniteLoss:
+    """The error of a run that diverged, saying truthfully what it kept."""
+    if (session.run / CHECKPOINT).is_file():
+        kept = f"the run stopped and kept its last good checkpoint in {session.run / CHECKPOINT}"
+    else:
+        kept = (f"the run stopped in its first epoch, before any checkpoint, so {session.run} will be reused by a new "
+                f"run; a smaller --lr may keep it stable (this one is {session.config.lr:g})")
+    return NonFiniteLoss(f"{what}; {kept}")
+
+
+def _check_finite_weights(session: _Session, epoch: int) -> None:
+    """:class:`NonFiniteLoss` when the epoch's last update left a weight NaN or infinite (every loss
+    was finite, but the model can no longer be evaluated or saved)."""
+    weights = session.model_nn.get_weights(session.model)
+    bad = [name for name, value in weights.items() if not np.isfinite(value).all()]
+    if bad:
+        raise _diverged(session, f"The weights became non-finite at the end of epoch {epoch + 1} ({len(bad)} tensors, "
+                                 f"{bad[0]} first): the run diverged")
+
+
 def _stop(session: _Session, epoch: int, batch: int) -> None:
     """Ctrl-C: rank 0 saves a mid-epoch checkpoint and says so; every process raises StopRequested."""
     if not session.ranks.main:
@@ -243,8 +271,11 @@ def _save_epoch(session: _Session, row: dict) -> None:
     """Rank 0 after an epoch: validation figures into ``row``, then checkpoint, weights,
     ``metrics.csv``, ``curves.png`` and the epoch's line."""
     config, run = session.config, session.run
-    row.update(validation_figures(session.adapter, session.model, session.val_split, session.device,
-                                  config.batch_size))
+    try:
+        row.update(validation_figures(session.adapter, session.model, session.val_split, session.device,
+                                      config.batch_size))
+    except FloatingPointError as error:
+        raise _diverged(session, f"Epoch {row['epoch']}: {error}, the run diverged") from None
     session.save_checkpoint()
     save_weights(session.model, run / "weights.safetensors")
     write_metrics(run / "metrics.csv", session.state["history"])
