@@ -75,6 +75,8 @@ def parser():
 def evaluate_run(args) -> tuple[dict, list, int, str]:
     """Load the weights and the split, run and score: ``(result, class_names, images, backend)``."""
     weights = Path(args.weights)
+    if not weights.is_file():  # before the data, which may first have to be drawn (a minute)
+        raise ValueError(f"Weights file not found: {weights}")
     config_path = weights.parent / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     data = args.data if args.data is not None else config.get("data")

@@ -271,3 +271,92 @@ def test_named_augmentations():
     from multissd.training import RECIPES
     assert parser().parse_args([]).augment is None  # taken from the recipe: light for the default, none for the book
     assert TrainConfig().augment == RECIPES["ssd"]["augment"] == "light" and RECIPES["book"]["augment"] == "none"
+
+
+# ---- hardening (issue #19): data the user can get wrong --------------------------------------------
+
+def write_book_folder(root, train_rows, val_rows, size=64, classes=None):
+    """A banana-detection folder: ``*_rows`` are ``(img_name, label)``; every image is blank, its box fixed."""
+    for split, rows in (("bananas_train", train_rows), ("bananas_val", val_rows)):
+        (root / split / "images").mkdir(parents=True)
+        lines = ["img_name,label,xmin,ymin,xmax,ymax"]
+        for name, label in rows:
+            if "/" not in name:
+                Image.new("RGB", (size, size), (90, 120, 60)).save(root / split / "images" / name)
+            lines.append(f"{name},{label},8,8,40,40")
+        (root / split / "label.csv").write_text("\n".join(lines) + "\n")
+    if classes:
+        (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    return root
+
+
+def test_class_names_come_from_both_splits_R44(tmp_path):
+    """A class only in train is a class of val too, and the other way round (classes were per split)."""
+    root = write_book_folder(tmp_path / "b", [("0.png", 0), ("1.png", 1)], [("0.png", 0)])
+    train, val = load_splits(str(root))
+    assert train.class_names == val.class_names == ["0", "1"]
+    root = write_book_folder(tmp_path / "c", [("0.png", 0)], [("0.png", 2), ("1.png", 1)])
+    train, val = load_splits(str(root))
+    assert train.class_names == val.class_names == ["0", "1", "2"]
+
+
+def test_a_label_typo_is_named_by_its_row_R43(tmp_path):
+    root = write_book_folder(tmp_path / "b", [("0.png", 0), ("1.png", 100000), ("2.png", 1)], [("0.png", 0)])
+    with pytest.raises(ValueError, match=r"bananas_train.label\.csv, row 3: label 100000, but no row uses label 2"):
+        load_splits(str(root))
+    root = write_book_folder(tmp_path / "c", [("0.png", 0), ("1.png", 5)], [("0.png", 1)], classes=["a", "b"])
+    with pytest.raises(ValueError, match=r"bananas_train.label\.csv, row 3: label 5 is not a class of .*classes\.txt, "
+                                         r"which names 2"):
+        load_splits(str(root))
+
+
+def test_many_classes_load_R43(tmp_path):
+    names = [f"thing{i}" for i in range(99)]
+    root = write_book_folder(tmp_path / "b", [("0.png", 98), ("1.png", 0)], [("0.png", 50)], classes=names)
+    train, val = load_splits(str(root))
+    assert len(train.class_names) == len(val.class_names) == 99
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "/etc/passwd", "sub/../../x.png"])
+def test_image_names_stay_inside_the_folder_R57(tmp_path, name):
+    root = write_book_folder(tmp_path / "b", [("0.png", 0), (name, 0)], [("0.png", 0)])
+    with pytest.raises(ValueError, match=r"label\.csv, row 3: img_name .* must name a file inside the split's images/"):
+        load_splits(str(root))
+
+
+def test_sixteen_bit_images_are_scaled_not_saturated_R53(tmp_path):
+    root = write_book_folder(tmp_path / "b", [("0.png", 0)], [("0.png", 0)])
+    grey = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(grey).save(root / "bananas_train" / "images" / "0.png")
+    train, _ = load_splits(str(root))
+    pixels = train.images[0, 0]
+    expected = np.round(grey / 65535 * 255).astype(np.uint8)
+    assert np.array_equal(pixels, expected) and (pixels < 255).mean() > 0.9  # PIL's convert clipped 99% to 255
+
+
+@pytest.mark.parametrize("bbox, message", [
+    ([float("nan"), 1, 5, 5], "bbox [nan, 1, 5, 5] is not [x, y, width, height] of finite numbers"),
+    ([1, 1, float("inf"), 5], "is not [x, y, width, height] of finite numbers"),
+])
+def test_coco_non_finite_box_is_reported_R51(tmp_path, bbox, message):
+    splits = {"train2017": ([("a.png", 100, 50)], [{"image_id": 1, "category_id": 3, "bbox": bbox}]),
+              "val2017": COCO_SPLITS["val2017"]}
+    root = write_coco(tmp_path / "coco", splits)
+    with pytest.raises(ValueError) as caught:
+        load_splits(str(root))
+    assert message in str(caught.value) and "instances_train2017.json, annotation 0" in str(caught.value)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        train, _ = load_splits(str(root), skip_bad=True)  # skipped: the image has no object left
+    assert (train.labels[..., 0] == -1).all()
+
+
+def test_coco_image_size_must_match_the_file_R51(tmp_path):
+    splits = {"train2017": ([("a.png", 100, 50)], [{"image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]}]),
+              "val2017": COCO_SPLITS["val2017"]}
+    root = write_coco(tmp_path / "coco", splits)
+    data = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    data["images"][0]["width"] = 120
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"image 'a.png': the file .*a.png is 100x50 but the annotations say 120x50"):
+        load_splits(str(root))

@@ -194,6 +194,8 @@ def write_split(folder, split: str, images, boxes, classes=None) -> None:
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     final = root / SPLIT_FOLDERS[split]
+    for stale in root.glob(f".{final.name}.*"):  # left by a write that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         (staging / "images").mkdir()
