@@ -90,6 +90,16 @@ def top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
     return np.asarray(hits)
 
 
+def predicted_classes(cls_probs, head: str) -> np.ndarray:
+    """Each anchor's predicted class from probabilities ``(B, C, A)`` -> int64 ``(B, A)``: the arg-max
+    for a softmax head (the book's ``cls_eval``); for a sigmoid head background (0) unless an object
+    column reaches 0.5, then the arg-max of the object columns (as :func:`multissd.cls_eval`)."""
+    if head == "softmax":
+        return cls_probs.argmax(axis=1)
+    objects = cls_probs[:, 1:]                                                   # (B, Q, A)
+    return np.where(objects.max(axis=1) >= 0.5, objects.argmax(axis=1) + 1, 0)
+
+
 def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dict:
     """Training's validation figures, from one forward pass per batch: the book's class error and
     bbox MAE on ``split``, the share of images whose top detection overlaps a true box at IoU >= 0.5
@@ -101,7 +111,7 @@ def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dic
         if not (np.isfinite(cls_probs).all() and np.isfinite(bbox_preds).all()):
             raise FloatingPointError("the model's outputs on validation images are not finite")
         bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
-        totals += [ref_nn.cls_eval(cls_probs.transpose(0, 2, 1), cls_labels), cls_labels.size,
+        totals += [float((predicted_classes(cls_probs, net.spec.head) == cls_labels).sum()), cls_labels.size,
                    ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]
         hits.extend(top1_hits(anchors, cls_probs, bbox_preds, labels))
         preds.extend(batch_detections(anchors, cls_probs, bbox_preds, images.shape[2:]))

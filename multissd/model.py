@@ -45,6 +45,11 @@ class TinySSDSpec:
         prior_prob: the initial probability that an anchor is an object (of any class), shared
             equally among the classes (RetinaNet's head initialisation, see :func:`init_weights`); in
             ``(0, 1)``, for any number of classes; ``None`` for PyTorch's default initialisation (the book's).
+            For a sigmoid head it is each class column's initial sigmoid (RetinaNet's ``pi``).
+        head: ``"softmax"`` (the book's) or ``"sigmoid"`` (the fastai lesson's BCE: one sigmoid per
+            class, the background column kept but unused), how the class logits are read
+            (:func:`multissd.class_probabilities`); saved with the weights, so prediction decodes a
+            model the way it was trained.
     """
 
     num_classes: int = 1
@@ -56,6 +61,7 @@ class TinySSDSpec:
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
     prior_prob: float | None = 0.01
+    head: str = "softmax"
 
     def __post_init__(self):
         object.__setattr__(self, "base_channels", tuple(int(c) for c in self.base_channels))
@@ -82,6 +88,8 @@ class TinySSDSpec:
         if self.prior_prob is not None and not (isinstance(self.prior_prob, (int, float)) and 0 < self.prior_prob < 1):
             raise ValueError(f"Expected prior_prob in (0, 1), the initial probability that an anchor is an object, or "
                              f"None for the book's initialisation; received {self.prior_prob!r}")
+        if self.head not in ("softmax", "sigmoid"):
+            raise ValueError(f"Expected head to be 'softmax' or 'sigmoid'; received head={self.head!r}")
         if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
             raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
                              f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
@@ -195,6 +203,18 @@ class TinySSDSpec:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
 
 
+def _prior_biases(biases: np.ndarray, spec: TinySSDSpec) -> None:
+    """Set the class biases ``(K, C)`` of one predictor in place: a softmax head's background bias
+    ``log(Q (1 - p) / p)`` (an anchor is an object with probability ``p``, shared by the ``Q``
+    classes); a sigmoid head's object biases ``log(p / (1 - p))`` (each class column starts at
+    sigmoid ``p``; the unused background column stays 0)."""
+    p = spec.prior_prob
+    if spec.head == "sigmoid":
+        biases[:, 1:] = math.log(p / (1 - p))
+    else:
+        biases[:, 0] = math.log(spec.num_classes * (1 - p) / p)
+
+
 def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarray]":
     """Initial weights for ``spec``, drawn with NumPy from ``seed`` (float32 arrays by neutral name).
 
@@ -206,8 +226,9 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
     ``prior_prob``, shared equally by the ``Q`` classes (background bias ``log(Q (1 - p) / p)``, the
     others 0: for one class, class probability ``p``) -- so training does not first spend its steps
     unlearning 50% object scores on thousands of background anchors. This works for any number of
-    classes. ``prior_prob=None`` keeps PyTorch's default for them too (the book's initialisation).
-    Every backend loads these arrays, so all start from identical weights.
+    classes. A sigmoid head starts each class column at sigmoid ``prior_prob`` instead (RetinaNet's
+    ``log(p / (1 - p))``, where the lesson used -3 or -4). ``prior_prob=None`` keeps PyTorch's default
+    for them too (the book's initialisation). Every backend loads these arrays, so all start from identical weights.
     """
     rng = np.random.default_rng(seed)
     weights: OrderedDict = OrderedDict()
@@ -222,12 +243,10 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
         elif kind == "conv.bias":
             bound = bounds[name.rsplit(".", 1)[0]]
             value = rng.uniform(-bound, bound, size=shape)
-            if head:  # boxes start at their anchors; each class starts at probability prior_prob
+            if head:  # boxes start at their anchors; anchors start as objects with probability prior_prob
                 value = np.zeros(shape)
                 if name.startswith("cls_"):
-                    background = math.log(spec.num_classes * (1 - spec.prior_prob) / spec.prior_prob)
-                    value.reshape(-1, spec.num_classes + 1)[:, 0] = background
-
+                    _prior_biases(value.reshape(-1, spec.num_classes + 1), spec)
         elif kind in ("bn.weight", "bn.running_var"):
             value = np.ones(shape)
         else:

@@ -20,6 +20,12 @@ from multissd.dispatch import Contract
 REDUCTIONS = ("none", "mean", "sum")
 CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
 BOX_LOSSES = ("l1", "smooth_l1")
+HEADS = ("softmax", "sigmoid")
+"""How a model's class logits are read: a softmax over the ``C`` columns (class 0 background, the
+book's), or a sigmoid per object column with no background column (the fastai lesson's BCE: an anchor
+is background when no class's sigmoid reaches 0.5)."""
+SIGMOID_LOSSES = ("bce", "bce_focal")
+FOCAL_LOSSES = ("focal", "bce_focal")
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,12 @@ class LossConfig:
         sigma: smooth-L1 sharpness: quadratic for ``|x| < 1/sigma**2``.
         focal_alpha, focal_gamma: focal-loss parameters (0.25 and 2 in the exercise and the lesson).
         neg_pos_ratio: ``None`` -- every anchor counts and each term is averaged over all anchors
-            (the book). A number ``r`` -- hard negative mining (the SSD paper, ``r = 3``): per image,
-            the ``r * num_pos`` background anchors of highest class loss (ties: lower index) and all
-            positives count, and both terms are summed and divided by ``max(1, num_pos)``; an image
-            without objects then contributes 0 (torchvision/MMDetection semantics).
+            (the book); for the focal losses each term is instead summed over the anchors and divided
+            by ``max(1, num_pos)``, as RetinaNet does (focal loss replaces mining). A number ``r`` --
+            hard negative mining (the SSD paper, ``r = 3``): per image, the ``r * num_pos`` background
+            anchors of highest class loss (ties: lower index) and all positives count, and both terms
+            are summed and divided by ``max(1, num_pos)``; an image without objects then contributes
+            0 (torchvision/MMDetection semantics).
         cls_weight, box_weight: weights of the two terms (the book's exercise); 1 and 1.
     """
 
@@ -73,6 +81,11 @@ class LossConfig:
         if self.cls_weight < 0 or self.box_weight < 0:
             raise ValueError(f"Expected non-negative loss weights; received cls_weight={self.cls_weight}, "
                              f"box_weight={self.box_weight}")
+
+    @property
+    def head(self) -> str:
+        """The head this loss trains (:data:`HEADS`): ``"sigmoid"`` for the BCE losses, else ``"softmax"``."""
+        return "sigmoid" if self.cls_loss in SIGMOID_LOSSES else "softmax"
 
 
 BOOK_LOSS = LossConfig()
@@ -245,9 +258,36 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
     """
 
 
-@NN.on_tensors()
-def cls_eval(cls_preds, cls_labels):
-    """Number of anchors whose arg-max class equals the label, as a Python float (the book's)."""
+def _head_args(head, **_):
+    """The argument rule of the functions that read class logits: a head of :data:`HEADS`."""
+    if head not in HEADS:
+        raise ValueError(f"Expected head to be one of {list(HEADS)}; received head={head!r}")
+
+
+@NN.on_tensors(_head_args)
+def class_probabilities(cls_preds, head="softmax"):
+    """Class probabilities from class logits, as the model's head reads them.
+
+    Args:
+        cls_preds: float ``(B, A, C)`` logits, column 0 for background.
+        head: ``"softmax"`` -- a softmax over the ``C`` columns (the book's); ``"sigmoid"`` -- each
+            object column's sigmoid, and for column 0 ``1 - max`` of them (the background column of a
+            sigmoid model is never trained; this makes the arg-max background exactly when no class's
+            sigmoid exceeds 0.5).
+
+    Returns:
+        float ``(B, A, C)`` in ``[0, 1]`` (``multibox_detection`` takes its transpose ``(B, C, A)``).
+    """
+
+
+@NN.on_tensors(_head_args)
+def cls_eval(cls_preds, cls_labels, head="softmax"):
+    """Number of anchors whose predicted class equals the label, as a Python float (the book's).
+
+    The predicted class is the arg-max of the logits ``(B, A, C)`` for a softmax head (the book's);
+    for a sigmoid head it is background (0) when no object column's sigmoid reaches 0.5, else the
+    arg-max of the object columns.
+    """
 
 
 @NN.on_tensors()

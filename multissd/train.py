@@ -78,13 +78,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/tinyssd", help="the run folder (default runs/tinyssd)")
     p.add_argument("--cls-loss", choices=["ce", "focal", "bce", "bce-focal"], default="ce",
                    help="class loss: cross-entropy (the book), softmax focal loss (the book's exercise), binary "
-                        "cross-entropy without a background column or its focal variant (the fastai lesson)")
+                        "cross-entropy without a background column or its focal variant (the fastai lesson: the model "
+                        "gets a sigmoid head, which predict and evaluate read as such)")
     p.add_argument("--box-loss", choices=["l1", "smooth-l1"], default="l1",
                    help="box loss: L1 (the book) or smooth L1 (the book's exercise)")
     p.add_argument("--sigma", type=float, default=1.0, help="smooth-L1 sigma (default 1)")
     p.add_argument("--neg-pos-ratio", type=float, default=None,
                    help=f"hard negative mining: background anchors kept per positive, both loss terms divided by "
-                        f"the number of positives (default {RECIPES['ssd']['neg_pos_ratio']:g}, the SSD paper's); "
+                        f"the number of positives (default {RECIPES['ssd']['neg_pos_ratio']:g}, the SSD paper's; none "
+                        f"with the focal losses, which replace mining and divide by the positives as RetinaNet); "
                         f"0 turns it off: every anchor counts and each term is a mean over anchors, as in the book")
     p.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class loss (default 1)")
     p.add_argument("--box-weight", type=float, default=None,
@@ -106,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> TrainConfig:
     """The :class:`TrainConfig` the options ask for (a recipe's values where an option is not given);
     ``ValueError`` naming the option that is out of range."""
+    if args.cls_loss in ("focal", "bce-focal") and args.neg_pos_ratio is None:
+        args.neg_pos_ratio = 0.0  # focal loss replaces mining (an explicit --neg-pos-ratio still wins)
     for name, value in RECIPES[args.recipe].items():  # options not given take the recipe's value
         if getattr(args, name) is None:
             setattr(args, name, value)

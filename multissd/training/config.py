@@ -93,8 +93,11 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1; received {value!r}")
 
     def model_spec(self, num_classes: int = 1) -> TinySSDSpec:
-        """The run's model: its saved spec, else the book's TinySSD with ``num_classes``."""
-        return TinySSDSpec.from_json(json.dumps(self.spec)) if self.spec else TinySSDSpec(num_classes=num_classes)
+        """The run's model: its saved spec, else the book's TinySSD with ``num_classes`` and the head
+        its class loss trains (softmax, or sigmoid for the BCE losses)."""
+        if self.spec:
+            return TinySSDSpec.from_json(json.dumps(self.spec))
+        return TinySSDSpec(num_classes=num_classes, head=self.loss_config().head)
 
     def check_image_size(self, size, what: str) -> None:
         """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model."""

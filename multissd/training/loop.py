@@ -160,6 +160,9 @@ def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
     if spec.num_classes != num_classes:
         raise ValueError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
                          f"({', '.join(train_split.class_names)})")
+    if spec.head != config.loss_config().head:
+        raise ValueError(f"The model's head is {spec.head} but --cls-loss {config.loss['cls_loss']} trains a "
+                         f"{config.loss_config().head} head")
     config.spec = json.loads(spec.to_json())
     config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
     config.image_size = [int(d) for d in train_split.images.shape[2:]]

@@ -14,7 +14,7 @@ import numpy as np
 from multissd.backends.numpy import boxes
 from multissd.backends.numpy import layers as nn
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
-from multissd.nn import BOOK_LOSS, implements
+from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
 _BOOK_SPEC = TinySSDSpec()
 
@@ -190,11 +190,14 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
         cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(axis=-1)   # (B, A)
     diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
     box = np.abs(diff) if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
-    if config.neg_pos_ratio is None:  # the book: average over every anchor
+    positive = cls_labels > 0                                                    # (B, A)
+    num_pos = positive.sum(axis=1)                                               # (B,)
+    if config.neg_pos_ratio is None and config.cls_loss in FOCAL_LOSSES:  # RetinaNet: sums over the positives
+        norm = np.maximum(num_pos, 1).astype(cls.dtype)
+        cls, box = cls.sum(axis=1) / norm, box.sum(axis=1) / norm
+    elif config.neg_pos_ratio is None:  # the book: average over every anchor
         cls, box = cls.mean(axis=1), box.mean(axis=1)
     else:  # hard negative mining
-        positive = cls_labels > 0                                                # (B, A)
-        num_pos = positive.sum(axis=1)                                           # (B,)
         num_neg = np.minimum(np.floor(num_pos * config.neg_pos_ratio).astype(np.int64), positive.shape[1] - num_pos)
         neg_loss = np.where(positive, -np.inf, cls)                              # (B, A)
         order = np.argsort(-neg_loss, axis=1, kind="stable")
@@ -207,8 +210,22 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
 
 
 @implements
-def cls_eval(cls_preds, cls_labels):
-    return float((cls_preds.argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).sum())
+def class_probabilities(cls_preds, head="softmax"):
+    if head == "softmax":
+        exp = np.exp(cls_preds - cls_preds.max(axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True)
+    objects = 1 / (1 + np.exp(-cls_preds[..., 1:]))                              # (B, A, Q)
+    return np.concatenate([1 - objects.max(axis=-1, keepdims=True), objects], axis=-1)
+
+
+@implements
+def cls_eval(cls_preds, cls_labels, head="softmax"):
+    if head == "softmax":
+        predicted = cls_preds.argmax(axis=-1)
+    else:  # background unless some object column's sigmoid reaches 0.5, i.e. its logit reaches 0
+        objects = cls_preds[..., 1:]
+        predicted = np.where(objects.max(axis=-1) >= 0, objects.argmax(axis=-1) + 1, 0)
+    return float((predicted.astype(cls_labels.dtype) == cls_labels).sum())
 
 
 @implements

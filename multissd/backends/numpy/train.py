@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd.backends.numpy import boxes
+from multissd.backends.numpy import boxes, nn
 
 CAN_TRAIN = False
 _CANNOT_TRAIN = ("The numpy backend runs models but cannot train them (it has no autograd); "
@@ -69,8 +69,7 @@ def predict(net, X, device):
     """Eval-mode forward -> ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
     net.eval()
     anchors, cls_preds, bbox_preds = net(np.asarray(X, np.float32))
-    exp = np.exp(cls_preds - cls_preds.max(axis=2, keepdims=True))
-    return anchors, (exp / exp.sum(axis=2, keepdims=True)).transpose(0, 2, 1), bbox_preds
+    return anchors, nn.class_probabilities(cls_preds, net.spec.head).transpose(0, 2, 1), bbox_preds
 
 
 def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):

@@ -17,7 +17,7 @@ from paddle import nn
 
 from multissd.backends.paddle import boxes
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
-from multissd.nn import BOOK_LOSS, implements
+from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
 _BOOK_SPEC = TinySSDSpec()
 # neutral name suffix -> paddle's
@@ -226,11 +226,14 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
         cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(axis=-1)   # (B, A)
     diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
     box = diff.abs() if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
-    if config.neg_pos_ratio is None:  # the book: average over every anchor
+    positive = cls_labels > 0                                                    # (B, A)
+    num_pos = positive.astype("int64").sum(axis=1)                               # (B,)
+    if config.neg_pos_ratio is None and config.cls_loss in FOCAL_LOSSES:  # RetinaNet: sums over the positives
+        norm = num_pos.clip(min=1).astype(cls.dtype)
+        cls, box = cls.sum(axis=1) / norm, box.sum(axis=1) / norm
+    elif config.neg_pos_ratio is None:  # the book: average over every anchor
         cls, box = cls.mean(axis=1), box.mean(axis=1)
     else:  # hard negative mining
-        positive = cls_labels > 0                                                # (B, A)
-        num_pos = positive.astype("int64").sum(axis=1)                           # (B,)
         num_neg = paddle.minimum(paddle.floor(num_pos.astype("float64") * config.neg_pos_ratio).astype("int64"),
                                  positive.shape[1] - num_pos)
         neg_loss = paddle.where(positive, paddle.full_like(cls, -np.inf), cls.detach())  # (B, A)
@@ -244,8 +247,23 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
 
 
 @implements
-def cls_eval(cls_preds, cls_labels):
-    return float((cls_preds.detach().argmax(axis=-1).astype(cls_labels.dtype) == cls_labels).astype("float32").sum())
+def class_probabilities(cls_preds, head="softmax"):
+    if head == "softmax":
+        return paddle.nn.functional.softmax(cls_preds, axis=-1)
+    objects = paddle.nn.functional.sigmoid(cls_preds[..., 1:])                   # (B, A, Q)
+    return paddle.concat([1 - objects.amax(axis=-1, keepdim=True), objects], axis=-1)
+
+
+@implements
+def cls_eval(cls_preds, cls_labels, head="softmax"):
+    cls_preds = cls_preds.detach()
+    if head == "softmax":
+        predicted = cls_preds.argmax(axis=-1)
+    else:  # background unless some object column's sigmoid reaches 0.5, i.e. its logit reaches 0
+        objects = cls_preds[..., 1:]
+        predicted = paddle.where(objects.amax(axis=-1) >= 0, objects.argmax(axis=-1) + 1,
+                                 paddle.zeros_like(objects.argmax(axis=-1)))
+    return float((predicted.astype(cls_labels.dtype) == cls_labels).astype("float32").sum())
 
 
 @implements

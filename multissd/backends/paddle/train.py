@@ -129,7 +129,8 @@ def train_step(net, optimizer, X, Y, loss_config, device):
         raise FloatingPointError(f"loss is {value}")
     loss.backward()
     optimizer.step()
-    return dict(loss=value, cls_correct=nn.cls_eval(cls_preds, cls_labels), cls_count=int(cls_labels.numel()),
+    return dict(loss=value, cls_correct=nn.cls_eval(cls_preds, cls_labels, loss_config.head),
+                cls_count=int(cls_labels.numel()),
                 bbox_abs=nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_count=int(bbox_labels.numel()))
 
 
@@ -139,7 +140,7 @@ def predict(net, X, device):
     with paddle.no_grad():
         X = X if isinstance(X, paddle.Tensor) else paddle.to_tensor(np.asarray(X, np.float32))
         anchors, cls_preds, bbox_preds = net(X)
-        cls_probs = paddle.nn.functional.softmax(cls_preds, axis=2).transpose([0, 2, 1])
+        cls_probs = nn.class_probabilities(cls_preds, net.spec.head).transpose([0, 2, 1])
     return anchors.numpy(), cls_probs.numpy(), bbox_preds.numpy()
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from multissd.backends.torch import boxes
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
-from multissd.nn import BOOK_LOSS, implements
+from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
 _BOOK_SPEC = TinySSDSpec()
 
@@ -193,11 +193,14 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
         cls = _binary_focal(cls_preds, cls_labels, alpha, gamma).sum(dim=-1)    # (B, A)
     diff = bbox_preds * bbox_masks - bbox_labels * bbox_masks                    # (B, 4A)
     box = diff.abs() if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
-    if config.neg_pos_ratio is None:  # the book: average over every anchor
+    positive = cls_labels > 0                                                    # (B, A)
+    num_pos = positive.sum(dim=1)                                                # (B,)
+    if config.neg_pos_ratio is None and config.cls_loss in FOCAL_LOSSES:  # RetinaNet: sums over the positives
+        norm = num_pos.clamp(min=1).to(cls.dtype)
+        cls, box = cls.sum(dim=1) / norm, box.sum(dim=1) / norm
+    elif config.neg_pos_ratio is None:  # the book: average over every anchor
         cls, box = cls.mean(dim=1), box.mean(dim=1)
     else:  # hard negative mining
-        positive = cls_labels > 0                                                # (B, A)
-        num_pos = positive.sum(dim=1)                                            # (B,)
         num_neg = torch.minimum(torch.floor(num_pos * config.neg_pos_ratio).long(), positive.shape[1] - num_pos)
         neg_loss = torch.where(positive, -torch.inf, cls.detach())               # (B, A)
         order = torch.sort(neg_loss, dim=1, descending=True, stable=True).indices
@@ -210,8 +213,22 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
 
 
 @implements
-def cls_eval(cls_preds, cls_labels):
-    return float((cls_preds.detach().argmax(dim=-1).type(cls_labels.dtype) == cls_labels).sum())
+def class_probabilities(cls_preds, head="softmax"):
+    if head == "softmax":
+        return torch.softmax(cls_preds, dim=-1)
+    objects = torch.sigmoid(cls_preds[..., 1:])                                  # (B, A, Q)
+    return torch.cat([1 - objects.amax(dim=-1, keepdim=True), objects], dim=-1)
+
+
+@implements
+def cls_eval(cls_preds, cls_labels, head="softmax"):
+    cls_preds = cls_preds.detach()
+    if head == "softmax":
+        predicted = cls_preds.argmax(dim=-1)
+    else:  # background unless some object column's sigmoid reaches 0.5, i.e. its logit reaches 0
+        objects = cls_preds[..., 1:]
+        predicted = torch.where(objects.amax(dim=-1) >= 0, objects.argmax(dim=-1) + 1, 0)
+    return float((predicted.type(cls_labels.dtype) == cls_labels).sum())
 
 
 @implements

@@ -113,7 +113,8 @@ def train_step(net, optimizer, X, Y, loss_config, device):
         raise FloatingPointError(f"loss is {value}")
     loss.backward()
     optimizer.step()
-    return dict(loss=value, cls_correct=nn.cls_eval(cls_preds, cls_labels), cls_count=cls_labels.numel(),
+    return dict(loss=value, cls_correct=nn.cls_eval(cls_preds, cls_labels, loss_config.head),
+                cls_count=cls_labels.numel(),
                 bbox_abs=nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_count=bbox_labels.numel())
 
 
@@ -124,7 +125,7 @@ def predict(net, X, device):
         X = torch.as_tensor(np.asarray(X, np.float32)) if not isinstance(X, torch.Tensor) else X
         X = X.to(device).contiguous(memory_format=torch.channels_last)
         anchors, cls_preds, bbox_preds = net(X)
-        cls_probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
+        cls_probs = nn.class_probabilities(cls_preds, net.spec.head).permute(0, 2, 1)
     return anchors.cpu().numpy(), cls_probs.cpu().numpy(), bbox_preds.cpu().numpy()
 
 
