@@ -260,10 +260,11 @@ def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
 
 
 @BOXES.on_tensors(checks.target_args)
-def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, matching="book"):
     """Label anchors with classes and box offsets from ground truth (the book's ``multibox_target``).
 
-    Matching is :func:`assign_anchor_to_bbox` per image, over the non-padding rows of ``labels``
+    Matching is :func:`assign_anchor_to_bbox` per image (``matching="book"``) or the fastai lesson's
+    :func:`map_to_ground_truth` (``matching="lesson"``), over the non-padding rows of ``labels``
     only; it runs vectorised over the whole batch on torch and paddle. An image without objects
     (all rows padding, or ``G == 0``) gets all-background targets.
 
@@ -272,8 +273,10 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
         labels: float tensor ``(B, G, 5)``, rows ``[class, xmin, ymin, xmax, ymax]``, class ``>= 0``
             an object class, :data:`PADDING` (-1) a padding row. Object boxes must be finite with
             positive width and height.
-        iou_threshold: float, the matching threshold (0.5 in the book).
-        coding: :class:`OffsetCoding`.
+        iou_threshold: float, the matching threshold (0.5 in the book, 0.4 in the lesson).
+        coding: :class:`OffsetCoding`, or ``None`` for the matched boxes themselves (the lesson's
+            targets: its L1 loss compares decoded boxes, :func:`actn_to_bb`).
+        matching: ``"book"`` or ``"lesson"`` (see :func:`map_to_ground_truth` for the difference).
 
     Returns:
         ``(bbox_offset, bbox_mask, class_labels)``:
@@ -389,6 +392,73 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         :func:`multissd.metrics.mean_average_precision` takes (after ``to_numpy``). Candidates are
         ordered class by class, then by decreasing score and increasing anchor; equal scores keep
         that order throughout.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# The fastai lesson 9's pieces (its anchor grid, tanh decoding and matching)
+# ---------------------------------------------------------------------------------------------
+
+LESSON_GRIDS = (4, 2, 1)
+LESSON_ZOOMS = (0.75, 1.0, 1.3)
+LESSON_RATIOS = ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0))
+LESSON_IOU_THRESHOLD = 0.4
+
+
+@BOXES.on_active(checks.grid_anchor_args)
+def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
+    """The fastai lesson's anchors: square grids of cells, ``K = len(zooms) * len(ratios)`` anchors
+    per cell (a sibling of :func:`multibox_prior`), as tensors of the active backend.
+
+    Args:
+        grids: the cells per side of each grid (the lesson's ``anc_grids``: 4, 2, 1).
+        zooms: anchor scales per cell (``anc_zooms``: 0.75, 1, 1.3).
+        ratios: ``(height, width)`` factor pairs (``anc_ratios``: (1, 1), (1, .5), (.5, 1)); an
+            anchor of zoom ``z`` and ratio ``(rh, rw)`` in a grid of ``g`` cells is ``z * rw / g``
+            wide and ``z * rh / g`` high.
+
+    Returns:
+        ``(anchors, centres, grid_sizes)``: float32 ``(A, 4)`` corner boxes, ``(A, 4)`` the same
+        as ``(cx, cy, w, h)``, and ``(A, 1)`` each anchor's cell size ``1 / g``, with
+        ``A = sum(g * g) * K``: grid by grid, cells row-major (``y`` then ``x``), in each cell every
+        zoom with every ratio (zoom-major), as the lesson's ``anchor_cnr``, ``anchors``, ``grid_sizes``.
+    """
+
+
+@BOXES.on_tensors(checks.actn_to_bb_args)
+def actn_to_bb(actn, anchors, grid_sizes):
+    """The lesson's "tweak 1": box activations read through ``tanh`` (``actn_to_bb``).
+
+    A box's centre moves from its anchor's by ``tanh(a) / 2`` of a grid cell (at most half a cell)
+    and its width and height are ``tanh(a) / 2 + 1`` times the anchor's (from half to one and a
+    half), so no offset coding is needed and the loss can compare boxes directly.
+
+    Args:
+        actn: float ``(..., A, 4)`` activations, ``(x, y, w, h)`` order.
+        anchors: float ``(A, 4)`` corner boxes. grid_sizes: float ``(A, 1)``
+            (:func:`grid_anchors`).
+
+    Returns:
+        float ``(..., A, 4)`` corner boxes; differentiable.
+    """
+
+
+@BOXES.on_tensors(checks.assign_args)
+def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOLD):
+    """The lesson's matching for one image (its ``map_to_ground_truth`` and ``pos = overlap > 0.4``).
+
+    Each box first takes its best anchor (ties: lower anchor), which counts as an overlap of 1.99;
+    when boxes share a best anchor, the later box overwrites the earlier one, which then has no
+    anchor. Every other anchor takes its best box (ties: lower box) when their IoU is strictly above
+    ``iou_threshold``. The book's :func:`assign_anchor_to_bbox` differs in three ways: it gives
+    every box an anchor (greedy, one-to-one, by decreasing IoU, so a box never loses its only
+    anchor), it labels by ``>=`` the threshold, and its threshold is 0.5.
+
+    Args:
+        ground_truth: float ``(G, 4)``; anchors: float ``(A, 4)``; iou_threshold: float.
+
+    Returns:
+        int64 ``(A,)``: the box of each anchor, or :data:`UNMATCHED`.
     """
 
 

@@ -221,10 +221,13 @@ def offset_boxes_args(anchors, assigned_bb, **_):
     positive_size_boxes(anchors, "anchors")
 
 
-def target_args(anchors, labels, iou_threshold, **_) -> dict:
-    """``multibox_target``: anchors ``(1, A, 4)`` or ``(A, 4)``, labels ``(B, G, 5)``, a threshold."""
+def target_args(anchors, labels, iou_threshold, matching="book", **_) -> dict:
+    """``multibox_target``: anchors ``(1, A, 4)`` or ``(A, 4)``, labels ``(B, G, 5)``, a threshold,
+    a matching rule (``"book"`` or ``"lesson"``)."""
     anchor_boxes(anchors)
     target_labels(labels)
+    if matching not in ("book", "lesson"):
+        raise ValueError(f"Expected matching to be 'book' or 'lesson'; received matching={matching!r}")
     return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
 
 
@@ -304,6 +307,33 @@ def per_class_detection_args(cls_probs, offset_preds, anchors, score_threshold, 
             "nms_threshold": threshold(nms_threshold, "nms_threshold"),
             "topk_candidates": count(topk_candidates, "topk_candidates"),
             "detections_per_image": count(detections_per_image, "detections_per_image")}
+
+
+def grid_anchor_args(grids, zooms, ratios) -> dict:
+    """``grid_anchors``: cells per side (ints >= 1), zooms (floats > 0), ``(height, width)`` pairs > 0."""
+    if isinstance(grids, (int, np.integer)) or not len(grids) or any(
+            isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1 for g in grids):
+        raise ValueError(f"Expected grids to be a non-empty sequence of ints >= 1 (cells per side); received {grids!r}")
+    zooms = _positive_floats(zooms, "zooms")
+    try:
+        pairs = [(float(h), float(w)) for h, w in ratios]
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected ratios to be (height, width) pairs; received {ratios!r}") from None
+    if not pairs or not all(np.isfinite(v) and v > 0 for pair in pairs for v in pair):
+        raise ValueError(f"Expected ratios to be a non-empty sequence of (height, width) pairs > 0; received {ratios!r}")
+    return {"grids": [int(g) for g in grids], "zooms": zooms, "ratios": pairs}
+
+
+def actn_to_bb_args(actn, anchors, grid_sizes):
+    """``actn_to_bb``: activations ``(..., A, 4)``, anchors ``(A, 4)``, cell sizes ``(A, 1)``."""
+    shape = box_shape(actn, "actn", ndim=None)
+    num_anchors = box_shape(anchors, "anchors")[0]
+    if len(shape) < 2 or shape[-2] != num_anchors:
+        raise ValueError(f"Expected actn of shape [..., A, 4] with A = {num_anchors} (one row per anchor); received "
+                         f"shape {list(shape)}")
+    if shape_of(grid_sizes, "grid_sizes") != (num_anchors, 1):
+        raise ValueError(f"Expected grid_sizes of shape [A, 1] = [{num_anchors}, 1]; received shape "
+                         f"{list(shape_of(grid_sizes, 'grid_sizes'))}")
 
 
 # ---------------------------------------------------------------------------------------------

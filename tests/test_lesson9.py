@@ -104,3 +104,89 @@ def test_a_bce_model_is_decoded_with_its_sigmoids(loss, tiny_data, tmp_path):
     _, cls_preds, _ = net(pixels)
     best = 1 / (1 + np.exp(-cls_preds[0, :, 1:].max()))
     np.testing.assert_allclose(rows[0, 1], best, rtol=1e-5)
+
+
+# ---- the lesson's anchor grid, tanh decoding and matching ------------------------------------------------
+
+def test_grid_anchors_match_the_lessons_numbers(ref):
+    """The lesson's 4x4, 2x2, 1x1 grids with 3 zooms x 3 ratios: k = 9 anchors per cell, 189 in all."""
+    corners, centres, grid_sizes = ref.grid_anchors()
+    assert corners.shape == centres.shape == (189, 4) and grid_sizes.shape == (189, 1)
+    # the lesson's first cell: centre (1/8, 1/8); zoom 0.75 with (1, 1), (1, .5), (.5, 1) -> (h, w) / 4
+    np.testing.assert_allclose(centres[:3], [[0.125, 0.125, 0.1875, 0.1875], [0.125, 0.125, 0.09375, 0.1875],
+                                             [0.125, 0.125, 0.1875, 0.09375]])
+    np.testing.assert_allclose(centres[9, :2], [0.375, 0.125])  # the next cell along x (row-major)
+    np.testing.assert_allclose(centres[-1], [0.5, 0.5, 1.3, 0.65])  # the 1x1 grid, zoom 1.3, ratio (.5, 1)
+    np.testing.assert_allclose(np.unique(grid_sizes), [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(corners, np.concatenate([centres[:, :2] - centres[:, 2:] / 2,
+                                                        centres[:, :2] + centres[:, 2:] / 2], axis=1))
+
+
+def test_grid_anchors_cross_backend(other, ref):
+    for grids, zooms, ratios in (((4, 2, 1), (0.75, 1.0, 1.3), ((1, 1), (1, 0.5), (0.5, 1))), ((3, 5), (1.0,), ((1, 1),))):
+        expected = ref.grid_anchors(grids, zooms, ratios)
+        actual = other.grid_anchors(grids, zooms, ratios)
+        for a, e in zip(actual, expected):
+            assert host(a).dtype == np.float32 and (host(a) == e).all()  # bit-identical
+
+
+def test_actn_to_bb_cross_backend(other, ref, rng):
+    corners, _, grid_sizes = ref.grid_anchors()
+    actn = rng.normal(0, 2, (3, 189, 4)).astype(np.float32)
+    expected = ref.actn_to_bb(actn, corners, grid_sizes)
+    assert_close(host(other.actn_to_bb(other.asarray(actn), other.asarray(corners), other.asarray(grid_sizes))),
+                 expected)
+    centres = (expected[..., :2] + expected[..., 2:]) / 2
+    anchor_centres = (corners[:, :2] + corners[:, 2:]) / 2
+    assert (np.abs(centres - anchor_centres) <= grid_sizes / 2 + 1e-6).all()  # at most half a cell away
+    ratio = (expected[..., 2:] - expected[..., :2]) / (corners[:, 2:] - corners[:, :2])
+    assert (ratio >= 0.5 - 1e-5).all() and (ratio <= 1.5 + 1e-5).all()  # half to one and a half times the anchor
+    assert_close(ref.actn_to_bb(np.zeros((189, 4), np.float32), corners, grid_sizes), corners)  # zero: the anchor
+
+
+def test_lesson_matching_differs_from_the_books_R13():
+    """Two boxes whose best anchor is the same: the book gives both an anchor (greedy, one-to-one);
+    the lesson's later box takes the shared anchor and the earlier one is left without (as its
+    ``map_to_ground_truth``); the lesson labels by IoU strictly above 0.4."""
+    ref = backends.load("numpy")
+    anchors = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.0, 1.0, 0.5], [0.0, 0.5, 0.5, 1.0]], np.float32)
+    boxes = np.array([[0.0, 0.0, 0.45, 0.45], [0.0, 0.0, 0.5, 0.48]], np.float32)  # IoU 0.81 and 0.96 with anchor 0
+    assert ref.assign_anchor_to_bbox(boxes, anchors).tolist() == [1, 0, -1]  # box 0 still gets an anchor
+    assert ref.map_to_ground_truth(boxes, anchors).tolist() == [1, -1, -1]   # box 0 has none
+    box = np.array([[0.0, 0.0, 1.0, 1.0]], np.float32)
+    anchors = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.4, 1.0]], np.float32)  # IoU 1 (its best) and exactly 0.4
+    assert ref.map_to_ground_truth(box, anchors, 0.4).tolist() == [0, -1]          # strictly above 0.4
+    assert ref.assign_anchor_to_bbox(box, anchors, iou_threshold=0.4).tolist() == [0, 0]  # at least 0.4
+
+
+def test_map_to_ground_truth_cross_backend(other, ref, rng):
+    corners, _, _ = ref.grid_anchors()
+    for trial in range(60):
+        g = int(rng.integers(1, 7))
+        xy = rng.uniform(0, 0.8, (g, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + rng.uniform(0.05, 0.6, (g, 2)), 1)], 1).astype(np.float32)
+        if trial % 3 == 0:  # on the anchors' own grid: ties everywhere
+            boxes = np.round(boxes * 4) / 4
+            boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.25)
+        expected = ref.map_to_ground_truth(boxes, corners)
+        assert host(other.map_to_ground_truth(other.asarray(boxes), other.asarray(corners))).tolist() == \
+            expected.tolist()
+
+
+def test_lesson_targets_are_boxes_cross_backend(other, ref, rng):
+    """``multibox_target(..., coding=None, matching="lesson")``: the matched boxes themselves, for
+    the lesson's L1 loss on decoded boxes; padding rows never match."""
+    corners, _, _ = ref.grid_anchors()
+    labels = np.full((3, 4, 5), -1, np.float32)
+    for b, n in enumerate((2, 4, 0)):
+        xy = rng.uniform(0, 0.6, (n, 2))
+        labels[b, :n] = np.concatenate([rng.integers(0, 3, (n, 1)), xy, xy + rng.uniform(0.1, 0.4, (n, 2))], 1)
+    expected = ref.multibox_target(corners[None], labels, 0.4, None, "lesson")
+    actual = other.multibox_target(other.asarray(corners[None]), other.asarray(labels), 0.4, None, "lesson")
+    for a, e in zip(actual, expected):
+        assert_close(host(a), e)
+    boxes, mask, classes = expected
+    matched = mask.reshape(3, -1, 4)[..., 0] > 0
+    assert (classes[2] == 0).all() and matched[0].sum() >= 1
+    rows = boxes.reshape(3, -1, 4)[matched]
+    assert all(any(np.allclose(row, label[1:]) for label in labels.reshape(-1, 5)) for row in rows)

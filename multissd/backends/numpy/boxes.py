@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
-                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, LESSON_GRIDS,
+                            LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
+                            SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
+_FORCED = 1.99     # the lesson's overlap of an anchor that is some box's best
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +167,8 @@ def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
 
 
 def _encode(anchors, assigned_bb, coding):
+    if coding is None:  # the lesson's targets: the boxes themselves
+        return assigned_bb
     c_anc = _corner_to_center(anchors)                # (..., 4)
     c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
@@ -173,14 +177,15 @@ def _encode(anchors, assigned_bb, coding):
 
 
 @implements
-def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, matching="book"):
     num_anchors, batch_size = int(anchors.shape[-2]), int(labels.shape[0])
     anchors = anchors.reshape(num_anchors, 4)
     dtype = labels.dtype if labels.dtype in (np.float32, np.float64) else np.float32
     batch_offset, batch_mask, batch_class_labels = [], [], []
     for i in range(batch_size):
         label = labels[i][labels[i, :, 0] >= 0].astype(dtype)        # (G_i, 5) objects only
-        anchors_bbox_map = _assign(_pairwise_iou(anchors.astype(dtype), label[:, 1:]), iou_threshold)
+        assign = _assign if matching == "book" else _assign_lesson
+        anchors_bbox_map = assign(_pairwise_iou(anchors.astype(dtype), label[:, 1:]), iou_threshold)
         matched = anchors_bbox_map >= 0                                 # (A,)
         bbox_mask = np.repeat(matched.astype(dtype)[:, None], 4, axis=1)  # (A, 4)
         class_labels = np.full((num_anchors,), BACKGROUND, dtype=np.int64)
@@ -204,6 +209,8 @@ def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
 
 
 def _decode(anchors, offset_preds, coding):
+    if coding is None:  # decoded already (the lesson's actn_to_bb)
+        return offset_preds
     anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = np.minimum(offset_preds[..., 2:] / coding.size_scale, coding.max_log_scale)
@@ -290,3 +297,53 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         out.append({"boxes": boxes[anchor_ids[keep]].astype(dtype), "scores": scores[keep].astype(dtype),
                     "labels": labels[keep]})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The fastai lesson 9's pieces
+# --------------------------------------------------------------------------------------------
+
+@implements
+def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
+    scales = [(zoom * rh, zoom * rw) for zoom in zooms for rh, rw in ratios]    # K (height, width) factors
+    centres, cells = [], []
+    for g in grids:
+        steps = (np.arange(g, dtype=np.float32) + 0.5) / g                       # (g,) cell centres
+        cy, cx = np.meshgrid(steps, steps, indexing="ij")                        # (g, g) each, row-major
+        xy = np.repeat(np.stack([cx.reshape(-1), cy.reshape(-1)], axis=1), len(scales), axis=0)  # (g*g*K, 2)
+        wh = np.tile(np.array([[w / g, h / g] for h, w in scales], np.float32), (g * g, 1))      # (g*g*K, 2)
+        centres.append(np.concatenate([xy, wh], axis=1))
+        cells.append(np.full((g * g * len(scales), 1), 1 / g, np.float32))
+    centre = np.concatenate(centres).astype(np.float32)                         # (A, 4) cx, cy, w, h
+    return _center_to_corner(centre), centre, np.concatenate(cells)
+
+
+@implements
+def actn_to_bb(actn, anchors, grid_sizes):
+    actn_bbs = np.tanh(actn)                                                     # (..., A, 4)
+    anc = _corner_to_center(anchors)                                             # (A, 4)
+    actn_centers = actn_bbs[..., :2] / 2 * grid_sizes + anc[:, :2]               # (..., A, 2)
+    actn_hw = (actn_bbs[..., 2:] / 2 + 1) * anc[:, 2:]                           # (..., A, 2)
+    return _center_to_corner(np.concatenate([actn_centers, actn_hw], axis=-1))
+
+
+@implements
+def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOLD):
+    return _assign_lesson(_pairwise_iou(anchors, ground_truth.astype(anchors.dtype)), iou_threshold)
+
+
+def _assign_lesson(jaccard, iou_threshold):
+    """The lesson's matching on one image's IoU matrix ``(A, G)`` -> int64 ``(A,)``, its code line by line."""
+    num_anchors, num_gt_boxes = jaccard.shape
+    anchors_bbox_map = np.full((num_anchors,), UNMATCHED, dtype=np.int64)
+    if num_anchors == 0 or num_gt_boxes == 0:
+        return anchors_bbox_map
+    overlaps = jaccard.T                                                         # (G, A), as the lesson's
+    prior_idx = overlaps.argmax(axis=1)                                          # (G,) each box's best anchor
+    gt_overlap, gt_idx = overlaps.max(axis=0), overlaps.argmax(axis=0)           # (A,), (A,)
+    gt_overlap[prior_idx] = _FORCED
+    for i, o in enumerate(prior_idx):  # a later box overwrites an earlier one on a shared anchor
+        gt_idx[o] = i
+    positive = gt_overlap > iou_threshold
+    anchors_bbox_map[positive] = gt_idx[positive]
+    return anchors_bbox_map

@@ -15,11 +15,13 @@ with warnings.catch_warnings():  # paddle warns at import about a C++ compiler c
     warnings.filterwarnings("ignore", message="No ccache found")
     import paddle
 
-from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
-                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, LESSON_GRIDS,
+                            LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
+                            SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
+_FORCED = 1.99     # the lesson's overlap of an anchor that is some box's best
 _NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
 
 
@@ -220,6 +222,8 @@ def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
 
 
 def _encode(anchors, assigned_bb, coding):
+    if coding is None:  # the lesson's targets: the boxes themselves
+        return assigned_bb
     c_anc = _corner_to_center(anchors)                # (..., 4)
     c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
@@ -229,7 +233,7 @@ def _encode(anchors, assigned_bb, coding):
 
 @implements
 @paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
-def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, matching="book"):
     num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (paddle.float32, paddle.float64) else paddle.float32
     labels, anchors = labels.astype(dtype), anchors.reshape([num_anchors, 4]).astype(dtype)
@@ -237,7 +241,8 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
         labels = paddle.full([batch_size, 1, 5], -1.0, dtype=dtype)
     is_object = labels[:, :, 0] >= 0                                             # (B, G)
     jaccard = _pairwise_iou(labels[:, :, 1:], anchors)                           # (B, G, A)
-    anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
+    assign = _assign if matching == "book" else _assign_lesson
+    anchors_bbox_map = assign(jaccard, is_object, iou_threshold)                 # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.astype(dtype)[:, :, None].expand([batch_size, num_anchors, 4])  # (B, A, 4)
     pairs = paddle.nonzero(matched)                                              # (M, 2): matched pairs only
@@ -258,6 +263,8 @@ def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
 
 
 def _decode(anchors, offset_preds, coding):
+    if coding is None:  # decoded already (the lesson's actn_to_bb)
+        return offset_preds
     anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = (offset_preds[..., 2:] / coding.size_scale).clip(max=coding.max_log_scale)
@@ -378,3 +385,59 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         out.append({"boxes": paddle.gather(candidates, keep).astype(dtype),
                     "scores": paddle.gather(scores, keep).astype(dtype), "labels": paddle.gather(labels, keep)})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The fastai lesson 9's pieces
+# --------------------------------------------------------------------------------------------
+
+@implements
+def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
+    scales = [(zoom * rh, zoom * rw) for zoom in zooms for rh, rw in ratios]    # K (height, width) factors
+    centres, cells = [], []
+    for g in grids:
+        steps = (paddle.arange(g, dtype="float32") + 0.5) / g                    # (g,) cell centres
+        cy, cx = paddle.meshgrid(steps, steps)                                   # (g, g) each, row-major ("ij")
+        xy = paddle.repeat_interleave(paddle.stack([cx.reshape([-1]), cy.reshape([-1])], axis=1), len(scales),
+                                      axis=0)                                    # (g*g*K, 2)
+        wh = paddle.tile(paddle.to_tensor([[w / g, h / g] for h, w in scales], dtype="float32"), [g * g, 1])
+        centres.append(paddle.concat([xy, wh], axis=1))                          # (g*g*K, 4)
+        cells.append(paddle.full([g * g * len(scales), 1], 1 / g, dtype="float32"))
+    centre = paddle.concat(centres)                                              # (A, 4) cx, cy, w, h
+    return _center_to_corner(centre), centre, paddle.concat(cells)
+
+
+@implements
+def actn_to_bb(actn, anchors, grid_sizes):
+    actn_bbs = paddle.tanh(actn)                                                 # (..., A, 4)
+    anc = _corner_to_center(anchors)                                             # (A, 4)
+    actn_centers = actn_bbs[..., :2] / 2 * grid_sizes + anc[:, :2]               # (..., A, 2)
+    actn_hw = (actn_bbs[..., 2:] / 2 + 1) * anc[:, 2:]                           # (..., A, 2)
+    return _center_to_corner(paddle.concat([actn_centers, actn_hw], axis=-1))
+
+
+@implements
+@paddle.no_grad()  # indices: read the inputs, never differentiate them
+def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOLD):
+    jaccard = _pairwise_iou(ground_truth.astype(anchors.dtype), anchors)[None]  # (1, G, A)
+    is_object = paddle.ones([1, jaccard.shape[1]], dtype="bool")                 # (1, G)
+    return _assign_lesson(jaccard, is_object, iou_threshold)[0]
+
+
+def _assign_lesson(jaccard, is_object, iou_threshold):
+    """The lesson's matching for a batch of IoU matrices ``(B, G, A)`` -> int64 ``(B, A)``: each box's
+    best anchor is forced (a later box wins a shared anchor: a scatter keeping the largest box index),
+    every other anchor takes its best box when their IoU is above the threshold."""
+    batch_size, num_gt, num_anchors = (int(d) for d in jaccard.shape)
+    anchors_bbox_map = paddle.full([batch_size, num_anchors], UNMATCHED, dtype="int64")
+    if num_anchors == 0 or num_gt == 0 or not bool(is_object.any()):
+        return anchors_bbox_map
+    jaccard = paddle.where(is_object[:, :, None], jaccard, _DISCARDED)           # padding rows: (B, G, A)
+    gt_overlap, gt_idx = jaccard.amax(axis=1), jaccard.argmax(axis=1)            # (B, A); ties: lower box
+    prior_idx = jaccard.argmax(axis=2)                                           # (B, G); ties: lower anchor
+    box_ids = paddle.where(is_object, paddle.arange(num_gt, dtype="int64")[None], paddle.full([], -1, "int64"))
+    forced = paddle.put_along_axis(paddle.full([batch_size, num_anchors], -1, dtype="int64"), prior_idx, box_ids,
+                                   axis=1, reduce="amax")                        # (B, A)
+    gt_overlap = paddle.where(forced >= 0, paddle.full([], _FORCED, gt_overlap.dtype), gt_overlap)
+    gt_idx = paddle.where(forced >= 0, forced, gt_idx)
+    return paddle.where(gt_overlap > iou_threshold, gt_idx, anchors_bbox_map)

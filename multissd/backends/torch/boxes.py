@@ -9,11 +9,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD,
-                            NOT_DETECTED, SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
+from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, LESSON_GRIDS,
+                            LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
+                            SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
+_FORCED = 1.99     # the lesson's overlap of an anchor that is some box's best
 _NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
 
 
@@ -235,6 +237,8 @@ def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
 
 
 def _encode(anchors, assigned_bb, coding):
+    if coding is None:  # the lesson's targets: the boxes themselves
+        return assigned_bb
     c_anc = _corner_to_center(anchors)                # (..., 4)
     c_assigned_bb = _corner_to_center(assigned_bb)    # (..., 4)
     offset_xy = coding.center_scale * (c_assigned_bb[..., :2] - c_anc[..., :2]) / c_anc[..., 2:]
@@ -244,7 +248,7 @@ def _encode(anchors, assigned_bb, coding):
 
 @implements
 @torch.no_grad()  # indices and targets: read the inputs, never differentiate them
-def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
+def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, matching="book"):
     num_anchors, (batch_size, num_rows) = int(anchors.shape[-2]), (int(d) for d in labels.shape[:2])
     dtype = labels.dtype if labels.dtype in (torch.float32, torch.float64) else torch.float32
     labels, anchors = labels.to(dtype), anchors.reshape(num_anchors, 4).to(dtype)
@@ -252,7 +256,8 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS):
         labels = torch.full((batch_size, 1, 5), -1.0, dtype=dtype, device=labels.device)
     is_object = labels[:, :, 0] >= 0                                             # (B, G)
     jaccard = _pairwise_iou(labels[:, :, 1:], anchors)                           # (B, G, A)
-    anchors_bbox_map = _assign(jaccard, is_object, iou_threshold)                # (B, A)
+    assign = _assign if matching == "book" else _assign_lesson
+    anchors_bbox_map = assign(jaccard, is_object, iou_threshold)                 # (B, A)
     matched = anchors_bbox_map >= 0                                              # (B, A)
     bbox_mask = matched.to(dtype)[:, :, None].expand(-1, -1, 4)                  # (B, A, 4)
     image, anchor = matched.nonzero(as_tuple=True)                               # (M,), (M,): matched pairs only
@@ -270,6 +275,8 @@ def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
 
 
 def _decode(anchors, offset_preds, coding):
+    if coding is None:  # decoded already (the lesson's actn_to_bb)
+        return offset_preds
     anc = _corner_to_center(anchors)
     pred_bbox_xy = (offset_preds[..., :2] * anc[..., 2:] / coding.center_scale) + anc[..., :2]
     log_scale = (offset_preds[..., 2:] / coding.size_scale).clamp(max=coding.max_log_scale)
@@ -374,3 +381,57 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
         keep = _nms(candidates, scores, nms_threshold, labels)[:detections_per_image]
         out.append({"boxes": candidates[keep].to(dtype), "scores": scores[keep].to(dtype), "labels": labels[keep]})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The fastai lesson 9's pieces
+# --------------------------------------------------------------------------------------------
+
+@implements
+def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
+    scales = [(zoom * rh, zoom * rw) for zoom in zooms for rh, rw in ratios]    # K (height, width) factors
+    centres, cells = [], []
+    for g in grids:
+        steps = (torch.arange(g, dtype=torch.float32) + 0.5) / g                 # (g,) cell centres
+        cy, cx = torch.meshgrid(steps, steps, indexing="ij")                     # (g, g) each, row-major
+        xy = torch.stack([cx.reshape(-1), cy.reshape(-1)], dim=1).repeat_interleave(len(scales), dim=0)  # (g*g*K, 2)
+        wh = torch.tensor([[w / g, h / g] for h, w in scales], dtype=torch.float32).repeat(g * g, 1)    # (g*g*K, 2)
+        centres.append(torch.cat([xy, wh], dim=1))
+        cells.append(torch.full((g * g * len(scales), 1), 1 / g, dtype=torch.float32))
+    centre = torch.cat(centres)                                                  # (A, 4) cx, cy, w, h
+    return _center_to_corner(centre), centre, torch.cat(cells)
+
+
+@implements
+def actn_to_bb(actn, anchors, grid_sizes):
+    actn_bbs = torch.tanh(actn)                                                  # (..., A, 4)
+    anc = _corner_to_center(anchors)                                             # (A, 4)
+    actn_centers = actn_bbs[..., :2] / 2 * grid_sizes + anc[:, :2]               # (..., A, 2)
+    actn_hw = (actn_bbs[..., 2:] / 2 + 1) * anc[:, 2:]                           # (..., A, 2)
+    return _center_to_corner(torch.cat([actn_centers, actn_hw], dim=-1))
+
+
+@implements
+@torch.no_grad()  # indices: read the inputs, never differentiate them
+def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOLD):
+    jaccard = _pairwise_iou(ground_truth.to(anchors.dtype), anchors)[None]      # (1, G, A)
+    is_object = torch.ones(jaccard.shape[:2], dtype=torch.bool, device=anchors.device)  # (1, G)
+    return _assign_lesson(jaccard, is_object, iou_threshold)[0]
+
+
+def _assign_lesson(jaccard, is_object, iou_threshold):
+    """The lesson's matching for a batch of IoU matrices ``(B, G, A)`` -> int64 ``(B, A)``: each box's
+    best anchor is forced (a later box wins a shared anchor: a scatter keeping the largest box index),
+    every other anchor takes its best box when their IoU is above the threshold."""
+    batch_size, num_gt, num_anchors = jaccard.shape
+    anchors_bbox_map = torch.full((batch_size, num_anchors), UNMATCHED, dtype=torch.long, device=jaccard.device)
+    if num_anchors == 0 or num_gt == 0 or not is_object.any():
+        return anchors_bbox_map
+    jaccard = jaccard.masked_fill(~is_object[:, :, None], _DISCARDED)           # padding rows: (B, G, A)
+    gt_overlap, gt_idx = jaccard.max(dim=1)                                      # (B, A); ties: lower box
+    prior_idx = jaccard.argmax(dim=2)                                            # (B, G); ties: lower anchor
+    box_ids = torch.arange(num_gt, device=jaccard.device).expand(batch_size, -1).masked_fill(~is_object, -1)
+    forced = torch.full_like(anchors_bbox_map, -1).scatter_reduce(1, prior_idx, box_ids, "amax")  # (B, A)
+    gt_overlap = torch.where(forced >= 0, _FORCED, gt_overlap)
+    gt_idx = torch.where(forced >= 0, forced, gt_idx)
+    return torch.where(gt_overlap > iou_threshold, gt_idx, anchors_bbox_map)
