@@ -14,7 +14,7 @@ import numpy as np
 
 from multissd.backends.numpy import boxes as ref
 from multissd.backends.numpy import nn as ref_nn
-from multissd.boxes import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
+from multissd.boxes import BOOK_OFFSETS, DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
 from multissd.metrics import mean_average_precision
 
 
@@ -25,15 +25,15 @@ def class_name(class_names, class_id: int) -> str:
     return f"class {class_id}"
 
 
-def batch_detections(anchors, cls_probs, bbox_preds, image_size) -> list[dict]:
+def batch_detections(anchors, cls_probs, bbox_preds, image_size, coding=BOOK_OFFSETS) -> list[dict]:
     """Per-class detections of one batch of model outputs, boxes in pixels of ``image_size``
     ``(H, W)``: one ``{"boxes" (N, 4), "scores" (N,), "labels" (N,)}`` per image, the input
-    :func:`mean_average_precision` takes."""
+    :func:`mean_average_precision` takes. ``coding``: the model's (``net.spec.coding``)."""
     height, width = image_size
     scale = np.array([width, height, width, height], np.float64)
     return [{"boxes": image["boxes"].astype(np.float64) * scale, "scores": image["scores"], "labels": image["labels"]}
             for image in ref.multibox_detection_per_class(cls_probs, bbox_preds, anchors, SCORE_THRESHOLD,
-                                                          NMS_THRESHOLD, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE)]
+                                                          NMS_THRESHOLD, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE, coding)]
 
 
 def split_targets(split) -> list[dict]:
@@ -62,7 +62,7 @@ def split_detections(adapter, net, split, device, batch_size: int = 32) -> tuple
     :func:`mean_average_precision` (see :func:`batch_detections` and :func:`split_targets`)."""
     preds = []
     for images, _ in _batches(split, batch_size):
-        preds.extend(batch_detections(*adapter.predict(net, images, device), images.shape[2:]))
+        preds.extend(batch_detections(*adapter.predict(net, images, device), images.shape[2:], net.spec.coding))
     return preds, split_targets(split)
 
 
@@ -71,7 +71,7 @@ def evaluate_split(adapter, net, split, device, batch_size: int = 32) -> dict:
     return mean_average_precision(*split_detections(adapter, net, split, device, batch_size))
 
 
-def top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
+def top1_hits(anchors, cls_probs, bbox_preds, labels, coding=BOOK_OFFSETS) -> np.ndarray:
     """Per image: does the highest-scoring non-background anchor's box overlap a true box at IoU >= 0.5?
 
     The top detection of ``multibox_detection`` is that box (NMS always keeps the best-scoring box).
@@ -81,7 +81,7 @@ def top1_hits(anchors, cls_probs, bbox_preds, labels) -> np.ndarray:
     best = conf.argmax(axis=1)                                                   # (B,)
     offsets = bbox_preds.reshape(len(best), -1, 4)[np.arange(len(best)), best]  # (B, 4)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging model's huge offsets decode to inf: a miss
-        boxes = ref.offset_inverse(anchors[0, best], offsets)                    # (B, 4)
+        boxes = offsets if coding is None else ref.offset_inverse(anchors[0, best], offsets, coding)  # (B, 4)
     hits = []
     for box, label in zip(boxes, labels):
         truth = label[label[:, 0] >= 0, 1:]
@@ -110,11 +110,11 @@ def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dic
         anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
         if not (np.isfinite(cls_probs).all() and np.isfinite(bbox_preds).all()):
             raise FloatingPointError("the model's outputs on validation images are not finite")
-        bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels)
+        bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels, **net.spec.target_options())
         totals += [float((predicted_classes(cls_probs, net.spec.head) == cls_labels).sum()), cls_labels.size,
                    ref_nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_labels.size]
-        hits.extend(top1_hits(anchors, cls_probs, bbox_preds, labels))
-        preds.extend(batch_detections(anchors, cls_probs, bbox_preds, images.shape[2:]))
+        hits.extend(top1_hits(anchors, cls_probs, bbox_preds, labels, net.spec.coding))
+        preds.extend(batch_detections(anchors, cls_probs, bbox_preds, images.shape[2:], net.spec.coding))
     val_map_50 = mean_average_precision(preds, split_targets(split))["map_50"]
     return dict(val_class_err=1 - totals[0] / totals[1], val_bbox_mae=totals[2] / totals[3],
                 val_top1_iou50=float(np.mean(hits)) if hits else 0.0, val_map_50=val_map_50)
@@ -125,7 +125,7 @@ def top_detections(adapter, net, images, device, threshold: float = 0.5, most: i
     detection and any other scoring ``>= threshold``, at most ``most``, rows ``[class, score, x1, y1,
     x2, y2]`` in pixels (what training draws into ``predictions.png``)."""
     anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
-    output = adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device)
+    output = adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device, net.spec.coding)
     height, width = images.shape[2:]
     scale = np.array([width, height, width, height], np.float32)
     detections = []

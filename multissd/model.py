@@ -50,6 +50,15 @@ class TinySSDSpec:
             class, the background column kept but unused), how the class logits are read
             (:func:`multissd.class_probabilities`); saved with the weights, so prediction decodes a
             model the way it was trained.
+        anchors: ``"book"`` -- :func:`multissd.multibox_prior` with ``sizes`` and ``ratios`` on each
+            predicted stage, offsets coded as the book's ``offset_boxes``, the book's matching at IoU
+            0.5; ``"lesson"`` -- the fastai lesson's: :func:`multissd.grid_anchors` with ``zooms`` and
+            ``grid_ratios`` on each predicted stage (one grid cell per feature-map pixel, so square
+            images), boxes read through ``tanh`` (:func:`multissd.actn_to_bb`, inside the forward
+            pass: the model returns boxes, not offsets), its matching at IoU above 0.4.
+        zooms, grid_ratios: the lesson's anchor zooms and ``(height, width)`` ratio pairs.
+        predicted_scales: how many of the last stages carry predictors (0: every stage, the book's).
+        dropout: dropout after every stage (the lesson's ``drop``; 0, none, by default).
     """
 
     num_classes: int = 1
@@ -62,12 +71,19 @@ class TinySSDSpec:
     bn_momentum: float = 0.1
     prior_prob: float | None = 0.01
     head: str = "softmax"
+    anchors: str = "book"
+    zooms: tuple[float, ...] = (0.75, 1.0, 1.3)
+    grid_ratios: tuple[tuple[float, float], ...] = ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0))
+    predicted_scales: int = 0
+    dropout: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "base_channels", tuple(int(c) for c in self.base_channels))
         object.__setattr__(self, "block_channels", tuple(int(c) for c in self.block_channels))
         object.__setattr__(self, "sizes", tuple(tuple(float(s) for s in ss) for ss in self.sizes))
         object.__setattr__(self, "ratios", tuple(tuple(float(r) for r in rr) for rr in self.ratios))
+        object.__setattr__(self, "zooms", tuple(float(z) for z in self.zooms))
+        object.__setattr__(self, "grid_ratios", tuple(tuple(float(r) for r in rr) for rr in self.grid_ratios))
         for name in ("num_classes", "in_channels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -90,11 +106,51 @@ class TinySSDSpec:
                              f"None for the book's initialisation; received {self.prior_prob!r}")
         if self.head not in ("softmax", "sigmoid"):
             raise ValueError(f"Expected head to be 'softmax' or 'sigmoid'; received head={self.head!r}")
+        self._check_lesson_fields()
         if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
             raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
                              f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
 
+    def _check_lesson_fields(self) -> None:
+        if self.anchors not in ("book", "lesson"):
+            raise ValueError(f"Expected anchors to be 'book' or 'lesson'; received anchors={self.anchors!r}")
+        if not self.zooms or not self.grid_ratios or any(not (math.isfinite(v) and v > 0) for v in self.zooms) or any(
+                len(r) != 2 or not all(math.isfinite(v) and v > 0 for v in r) for r in self.grid_ratios):
+            raise ValueError(f"Expected zooms > 0 and (height, width) grid_ratios > 0; received zooms={self.zooms}, "
+                             f"grid_ratios={self.grid_ratios}")
+        if isinstance(self.predicted_scales, bool) or not 0 <= self.predicted_scales <= self.num_scales:
+            raise ValueError(f"Expected predicted_scales in [0, {self.num_scales}]; received {self.predicted_scales!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"Expected dropout in [0, 1); received dropout={self.dropout!r}")
+
+    @classmethod
+    def lesson9(cls, num_classes: int = 1, head: str = "sigmoid", **changes) -> "TinySSDSpec":
+        """The fastai lesson 9's SSD on TinySSD's base network: down-sampling blocks to 4 x 4, 2 x 2
+        and 1 x 1 maps (at 256 x 256) with predictors on those three, the lesson's ``k = 9`` anchors
+        per cell (zooms 0.75, 1, 1.3 x ratios (1, 1), (1, .5), (.5, 1)), tanh decoding, its matching;
+        a sigmoid head (its BCE / focal loss) by default. ``changes`` override fields (``dropout=0.4``:
+        the lesson's)."""
+        fields = dict(num_classes=num_classes, block_channels=(128, 128, 128, 128), sizes=((1.0,),) * 6,
+                      ratios=((1.0,),) * 6, anchors="lesson", predicted_scales=3, head=head)
+        return cls(**{**fields, **changes})
+
     # ---- derived facts ------------------------------------------------------------------------
+
+    def predicted(self, i: int) -> bool:
+        """Whether stage ``i`` carries predictors."""
+        return not self.predicted_scales or i >= self.num_scales - self.predicted_scales
+
+    @property
+    def coding(self):
+        """How box predictions are coded: the book's offsets, or ``None`` -- boxes (the lesson's)."""
+        from multissd.boxes import BOOK_OFFSETS
+        return BOOK_OFFSETS if self.anchors == "book" else None
+
+    def target_options(self) -> dict:
+        """The keyword arguments of :func:`multissd.multibox_target` for this model."""
+        if self.anchors == "book":
+            return dict(iou_threshold=0.5, coding=self.coding, matching="book")
+        return dict(iou_threshold=0.4, coding=None, matching="lesson")
 
     @property
     def num_scales(self) -> int:
@@ -102,7 +158,10 @@ class TinySSDSpec:
         return len(self.block_channels) + 2
 
     def num_anchors(self, i: int) -> int:
-        """Anchors per location at scale ``i``: ``len(sizes[i]) + len(ratios[i]) - 1``."""
+        """Anchors per location at scale ``i``: ``len(sizes[i]) + len(ratios[i]) - 1`` (the book's),
+        or ``len(zooms) * len(grid_ratios)`` (the lesson's ``k``)."""
+        if self.anchors == "lesson":
+            return len(self.zooms) * len(self.grid_ratios)
         return len(self.sizes[i]) + len(self.ratios[i]) - 1
 
     def scale_channels(self, i: int) -> int:
@@ -141,7 +200,8 @@ class TinySSDSpec:
 
     def total_anchors(self, height: int = 256, width: int = 256) -> int:
         """``A`` for an input of ``height x width`` (5444 for the book's 256 x 256)."""
-        return sum(h * w * self.num_anchors(i) for i, (h, w) in enumerate(self.feature_map_sizes(height, width)))
+        return sum(h * w * self.num_anchors(i) for i, (h, w) in enumerate(self.feature_map_sizes(height, width))
+                   if self.predicted(i))
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -170,9 +230,10 @@ class TinySSDSpec:
                     down(f"blk_{i}.{j}", c_in, c_out)
             elif layout[0] == "down":
                 down(f"blk_{i}", layout[1], layout[2])
-            channels, anchors = self.scale_channels(i), self.num_anchors(i)
-            conv(f"cls_{i}", channels, anchors * (self.num_classes + 1))
-            conv(f"bbox_{i}", channels, anchors * 4)
+            if self.predicted(i):
+                channels, anchors = self.scale_channels(i), self.num_anchors(i)
+                conv(f"cls_{i}", channels, anchors * (self.num_classes + 1))
+                conv(f"bbox_{i}", channels, anchors * 4)
         return params
 
     def check_weights(self, weights, source: str = "weights") -> None:
@@ -279,23 +340,40 @@ class TinySSDMixin:
         self.spec = spec
         self.num_classes = spec.num_classes
         for i in range(spec.num_scales):
-            channels, anchors = spec.scale_channels(i), spec.num_anchors(i)
             setattr(self, f"blk_{i}", nn.get_blk(i, spec))
-            setattr(self, f"cls_{i}", nn.cls_predictor(channels, anchors, spec.num_classes))
-            setattr(self, f"bbox_{i}", nn.bbox_predictor(channels, anchors))
+            if spec.dropout:
+                setattr(self, f"drop_{i}", nn.dropout(spec.dropout))
+            if spec.predicted(i):
+                channels, anchors = spec.scale_channels(i), spec.num_anchors(i)
+                setattr(self, f"cls_{i}", nn.cls_predictor(channels, anchors, spec.num_classes))
+                setattr(self, f"bbox_{i}", nn.bbox_predictor(channels, anchors))
         nn.set_weights(self, init_weights(spec, seed))
 
     def forward(self, X):
-        """``X`` ``(B, in_channels, H, W)`` -> ``(anchors (1, A, 4), cls_preds (B, A, C), bbox_preds (B, 4A))``."""
+        """``X`` ``(B, in_channels, H, W)`` -> ``(anchors (1, A, 4), cls_preds (B, A, C), bbox_preds (B, 4A))``;
+        for the lesson's anchors ``bbox_preds`` are corner boxes (``actn_to_bb``), not offsets."""
         nn, spec = self._nn, self.spec
-        n = spec.num_scales
-        anchors, cls_preds, bbox_preds = [None] * n, [None] * n, [None] * n
-        for i in range(n):
-            X, anchors[i], cls_preds[i], bbox_preds[i] = nn.blk_forward(
-                X, getattr(self, f"blk_{i}"), spec.sizes[i], spec.ratios[i],
-                getattr(self, f"cls_{i}"), getattr(self, f"bbox_{i}"))
+        anchors, cells, cls_preds, bbox_preds = [], [], [], []
+        for i in range(spec.num_scales):
+            X = getattr(self, f"blk_{i}")(X)
+            if spec.dropout:
+                X = getattr(self, f"drop_{i}")(X)
+            if not spec.predicted(i):
+                continue
+            if spec.anchors == "book":
+                anchors.append(nn.boxes.multibox_prior(X, sizes=spec.sizes[i], ratios=spec.ratios[i]))  # (1, a, 4)
+            else:
+                corners, _, grid_sizes = nn.boxes.grid_anchors((int(X.shape[-1]),), spec.zooms, spec.grid_ratios)
+                anchors.append(nn.on_device_of(corners[None], X))                 # (1, a, 4)
+                cells.append(nn.on_device_of(grid_sizes, X))                      # (a, 1)
+            cls_preds.append(getattr(self, f"cls_{i}")(X))
+            bbox_preds.append(getattr(self, f"bbox_{i}")(X))
         anchors = nn.concat(anchors, axis=1)                                      # (1, A, 4)
         cls_preds = nn.concat_preds(cls_preds)                                    # (B, A * C)
         cls_preds = nn.reshape(cls_preds, (cls_preds.shape[0], -1, self.num_classes + 1))  # (B, A, C)
         bbox_preds = nn.concat_preds(bbox_preds)                                  # (B, 4A)
+        if spec.anchors == "lesson":  # the lesson's tweak 1: activations read through tanh, as boxes
+            batch = bbox_preds.shape[0]
+            boxes = nn.boxes.actn_to_bb(nn.reshape(bbox_preds, (batch, -1, 4)), anchors[0], nn.concat(cells, axis=0))
+            bbox_preds = nn.reshape(boxes, (batch, -1))                           # (B, A, 4) -> (B, 4A)
         return anchors, cls_preds, bbox_preds

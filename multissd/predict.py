@@ -81,7 +81,7 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
         anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
         found = box_ops.multibox_detection_per_class(
             box_ops.asarray(cls_probs), box_ops.asarray(bbox_preds), box_ops.asarray(anchors), SCORE_THRESHOLD,
-            nms_threshold, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE)[0]
+            nms_threshold, TOPK_CANDIDATES, DETECTIONS_PER_IMAGE, net.spec.coding)[0]
         boxes, scores, labels = (box_ops.to_numpy(found[key]) for key in ("boxes", "scores", "labels"))
         rows = np.concatenate([labels[:, None], scores[:, None], boxes], axis=1).astype(np.float32)  # (N, 6), best first
         keep = rows[:, 1] >= threshold

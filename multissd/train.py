@@ -31,6 +31,7 @@ from multissd.nn import LossConfig
 from multissd.training import (CHECKPOINT, DEFAULT_EPOCHS, DEFAULT_RECIPE, LR_SCHEDULES, RECIPES, NonFiniteLoss,
                                StopRequested, TrainConfig, train)
 from multissd.training.checkpoint import saved_config
+from multissd.training.config import MODELS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,10 +77,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="where the synthetic dataset is cached (default $MULTISSD_DATA, "
                                                     "else ~/.cache/multissd)")
     p.add_argument("--out", default="runs/tinyssd", help="the run folder (default runs/tinyssd)")
-    p.add_argument("--cls-loss", choices=["ce", "focal", "bce", "bce-focal"], default="ce",
+    p.add_argument("--model", choices=list(MODELS), default="tinyssd",
+                   help="tinyssd: the book's TinySSD (default); lesson9: the fastai lesson 9's SSD on TinySSD's base "
+                        "network -- 4x4, 2x2, 1x1 grids of k = 9 anchors, tanh box decoding, its matching (IoU > 0.4), a "
+                        "sigmoid head trained with focal loss unless --cls-loss says otherwise (images of 128 pixels "
+                        "or more)")
+    p.add_argument("--cls-loss", choices=["ce", "focal", "bce", "bce-focal"], default=None,
                    help="class loss: cross-entropy (the book), softmax focal loss (the book's exercise), binary "
                         "cross-entropy without a background column or its focal variant (the fastai lesson: the model "
-                        "gets a sigmoid head, which predict and evaluate read as such)")
+                        "gets a sigmoid head, which predict and evaluate read as such); default ce, bce-focal with "
+                        "--model lesson9")
     p.add_argument("--box-loss", choices=["l1", "smooth-l1"], default="l1",
                    help="box loss: L1 (the book) or smooth L1 (the book's exercise)")
     p.add_argument("--sigma", type=float, default=1.0, help="smooth-L1 sigma (default 1)")
@@ -108,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> TrainConfig:
     """The :class:`TrainConfig` the options ask for (a recipe's values where an option is not given);
     ``ValueError`` naming the option that is out of range."""
+    if args.cls_loss is None:
+        args.cls_loss = "bce-focal" if args.model == "lesson9" else "ce"
     if args.cls_loss in ("focal", "bce-focal") and args.neg_pos_ratio is None:
         args.neg_pos_ratio = 0.0  # focal loss replaces mining (an explicit --neg-pos-ratio still wins)
     for name, value in RECIPES[args.recipe].items():  # options not given take the recipe's value
@@ -122,7 +131,7 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {args.image_size}")
     backend = args.backend or get_backend()
     _registry.load(backend)  # a missing framework fails here, naming its pip extra
-    return TrainConfig(backend=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return TrainConfig(backend=backend, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, momentum=args.momentum,
                        seed=args.seed, recipe=args.recipe, device=args.device, data=args.data, data_dir=args.data_dir,
                        augment=args.augment, skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
@@ -131,7 +140,7 @@ def config_from_args(args) -> TrainConfig:
 
 
 # option -> the config.json field it sets ("loss.x": a field of the loss settings)
-_OPTION_FIELDS = {"backend": "backend", "batch_size": "batch_size", "recipe": "recipe", "lr": "lr",
+_OPTION_FIELDS = {"backend": "backend", "model": "model", "batch_size": "batch_size", "recipe": "recipe", "lr": "lr",
                   "lr_schedule": "lr_schedule", "weight_decay": "weight_decay", "momentum": "momentum", "seed": "seed",
                   "data": "data", "image_size": "image_size", "augment": "augment", "skip_bad": "skip_bad",
                   "data_dir": "data_dir", "cls_loss": "loss.cls_loss", "box_loss": "loss.box_loss",

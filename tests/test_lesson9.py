@@ -190,3 +190,53 @@ def test_lesson_targets_are_boxes_cross_backend(other, ref, rng):
     assert (classes[2] == 0).all() and matched[0].sum() >= 1
     rows = boxes.reshape(3, -1, 4)[matched]
     assert all(any(np.allclose(row, label[1:]) for label in labels.reshape(-1, 5)) for row in rows)
+
+
+# ---- the lesson's SSD: 4x4, 2x2, 1x1 grids, k = 9, tanh boxes --------------------------------------------
+
+def test_lesson_ssd_shapes_and_forward_cross_backend(other_nn, ref_nn):
+    spec = TinySSDSpec.lesson9(num_classes=3)
+    assert spec.total_anchors(256, 256) == 189 and spec.min_image_size == 128 and spec.head == "sigmoid"
+    X = np.random.default_rng(0).uniform(0, 255, (2, 3, 256, 256)).astype(np.float32)
+    ref_net, net = ref_nn.TinySSD(spec=spec, seed=1), other_nn.TinySSD(spec=spec, seed=1)
+    ref_net.eval()
+    net.eval()
+    expected = ref_net(X)
+    actual = [host(t) for t in net(nn_tensor(other_nn, X))]
+    assert [a.shape for a in actual] == [(1, 189, 4), (2, 189, 4), (2, 756)]
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)
+    corners, _, _ = backends.load("numpy").grid_anchors()
+    np.testing.assert_array_equal(expected[0][0], corners)  # the lesson's anchors, in the lesson's order
+    boxes = expected[2].reshape(2, 189, 4)  # boxes, not offsets: near their anchors at the start
+    assert np.abs(boxes - corners).max() < 0.5 * np.abs(corners).max()
+
+
+def test_lesson_ssd_weights_follow_the_spec():
+    spec = TinySSDSpec.lesson9(num_classes=2, dropout=0.4)
+    names = list(spec.parameters())
+    assert "cls_0.weight" not in names and "cls_3.weight" in names and "bbox_5.bias" in names  # 4x4, 2x2, 1x1 only
+    assert spec.parameters()["cls_3.weight"][0] == (9 * 3, 128, 3, 3)
+    assert TinySSDSpec.from_json(spec.to_json()) == spec
+
+
+@needs_torch
+@pytest.mark.parametrize("backend", [n for n in ("torch", "paddle") if n in BACKENDS])
+def test_train_the_lessons_ssd_from_the_command_line(backend, tmp_path_factory, tmp_path, capsys):
+    fruit = multissd.data.generate_bananas(tmp_path_factory.mktemp("fruit128"), seed=1, sizes={"train": 8, "val": 4},
+                                           workers=1, image_size=128, kind="fruit")
+    assert train.main(["--backend", backend, "--model", "lesson9", "--data", str(fruit), "--out", str(tmp_path / "run"),
+                       "--batch-size", "4", "--epochs", "1", "--no-progress"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == "lesson9" and config["loss"]["cls_loss"] == "bce_focal"
+    assert config["spec"]["anchors"] == "lesson" and config["spec"]["head"] == "sigmoid"
+    image = fruit / "bananas_val" / "images" / "0.png"
+    results = {}
+    for name in ("numpy", backend):
+        (_, _, rows), = predict.predict_images([image], tmp_path / "run" / "weights.safetensors", name,
+                                               threshold=0.0)[0]
+        results[name] = rows
+    np.testing.assert_allclose(results[backend][:5], results["numpy"][:5], rtol=1e-4, atol=1e-2)
+    assert train.main(["--backend", backend, "--model", "lesson9", "--data", str(fruit), "--out",
+                       str(tmp_path / "small"), "--image-size", "64", "--no-progress"]) == 2
+    assert "too small for TinySSD" in capsys.readouterr().err

@@ -27,6 +27,8 @@ belong to matched anchors) -- measured figures in ``docs/training.md``."""
 DEFAULT_RECIPE = "ssd"
 _SSD = RECIPES[DEFAULT_RECIPE]
 LR_SCHEDULES = ("cosine", "constant")
+MODELS = ("tinyssd", "lesson9")
+"""``tinyssd``: the book's TinySSD; ``lesson9``: the fastai lesson's SSD (:meth:`TinySSDSpec.lesson9`)."""
 RESUME_CHANGES = ("epochs", "threads", "device")
 """What a resumed run may change (recorded in its ``config.json``); everything else it keeps."""
 
@@ -36,6 +38,7 @@ class TrainConfig:
     """Everything needed to rebuild and re-run a training run (saved as the run's ``config.json``)."""
 
     backend: str = "torch"
+    model: str = "tinyssd"             # MODELS: the book's TinySSD or the fastai lesson's SSD
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 32
     recipe: str = DEFAULT_RECIPE       # where the defaults of the fields below came from (RECIPES)
@@ -67,7 +70,7 @@ class TrainConfig:
             self.augment = "ssd" if self.augment else "none"
         AugmentConfig.named(self.augment)  # raises on an unknown name
         for name, allowed in (("recipe", RECIPES), ("lr_schedule", LR_SCHEDULES), ("backend", BACKEND_NAMES),
-                              ("device", DEVICES)):
+                              ("device", DEVICES), ("model", MODELS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Expected {name} to be one of {', '.join(allowed)}; received {getattr(self, name)!r}")
         self._check_numbers()
@@ -97,6 +100,8 @@ class TrainConfig:
         its class loss trains (softmax, or sigmoid for the BCE losses)."""
         if self.spec:
             return TinySSDSpec.from_json(json.dumps(self.spec))
+        if self.model == "lesson9":
+            return TinySSDSpec.lesson9(num_classes, head=self.loss_config().head)
         return TinySSDSpec(num_classes=num_classes, head=self.loss_config().head)
 
     def check_image_size(self, size, what: str) -> None:

@@ -116,6 +116,21 @@ class BatchNorm2d(Layer):
         return (x * scale[:, None, None].astype(np.float32) + shift[:, None, None].astype(np.float32))
 
 
+class Dropout(Layer):
+    """Dropout: nothing in eval mode; in training mode an inverted-dropout mask from NumPy's global
+    generator (the NumPy backend does not train, so no other backend's mask is matched)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = np.random.default_rng().random(x.shape) >= self.p
+        return np.where(keep, x / (1 - self.p), 0).astype(x.dtype)
+
+
 class ReLU(Layer):
     def forward(self, x):
         return np.maximum(x, 0)

@@ -29,6 +29,16 @@ def reshape(x, shape):
     return x.reshape(shape)
 
 
+def on_device_of(x, reference):
+    """``x`` where ``reference`` lives (the mixin's adapter): NumPy has one place."""
+    return x
+
+
+def dropout(p):
+    """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
+    return nn.Dropout(p)
+
+
 # --------------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------------

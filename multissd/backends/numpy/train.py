@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from multissd.backends.numpy import boxes, nn
+from multissd.boxes import BOOK_OFFSETS
 
 CAN_TRAIN = False
 _CANNOT_TRAIN = ("The numpy backend runs models but cannot train them (it has no autograd); "
@@ -72,9 +73,9 @@ def predict(net, X, device):
     return anchors, nn.class_probabilities(cls_preds, net.spec.head).transpose(0, 2, 1), bbox_preds
 
 
-def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
+def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` -> ``(B, A, 6)``."""
-    return boxes.multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold)
+    return boxes.multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold, coding=coding)
 
 
 def set_threads(threads: int | None) -> None:

@@ -34,6 +34,16 @@ def reshape(x, shape):
     return x.reshape(list(shape))
 
 
+def on_device_of(x, reference):
+    """``x`` where ``reference`` lives (the mixin's adapter): paddle places tensors on its current device."""
+    return x
+
+
+def dropout(p):
+    """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
+    return nn.Dropout(p)
+
+
 class BatchNorm2D(nn.BatchNorm2D):
     """``paddle.nn.BatchNorm2D`` with torch's conventions: ``momentum`` as torch's, and the running
     variance updated with the unbiased batch variance (paddle uses the biased one)."""

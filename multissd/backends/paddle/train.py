@@ -11,6 +11,7 @@ import paddle
 
 from multissd.backends.paddle import boxes
 from multissd.backends.paddle import nn
+from multissd.boxes import BOOK_OFFSETS
 from multissd.host import cpu_count
 
 CAN_TRAIN = True
@@ -122,7 +123,7 @@ def train_step(net, optimizer, X, Y, loss_config, device):
     net.train()
     optimizer.clear_grad()
     anchors, cls_preds, bbox_preds = net(X)
-    bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y)
+    bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y, **unwrap(net).spec.target_options())
     loss = nn.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=loss_config).mean()
     value = float(loss)
     if not math.isfinite(value):
@@ -144,10 +145,10 @@ def predict(net, X, device):
     return anchors.numpy(), cls_probs.numpy(), bbox_preds.numpy()
 
 
-def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
+def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` on this backend for NumPy inputs -> NumPy ``(B, A, 6)``."""
     return boxes.multibox_detection(paddle.to_tensor(cls_probs), paddle.to_tensor(bbox_preds),
-                                    paddle.to_tensor(anchors), nms_threshold=nms_threshold).numpy()
+                                    paddle.to_tensor(anchors), nms_threshold=nms_threshold, coding=coding).numpy()
 
 
 def set_threads(threads: int | None) -> None:

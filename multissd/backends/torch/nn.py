@@ -30,6 +30,16 @@ def reshape(x, shape):
     return x.reshape(shape)
 
 
+def on_device_of(x, reference):
+    """``x`` on the device of ``reference`` (the mixin's adapter)."""
+    return x.to(reference.device)
+
+
+def dropout(p):
+    """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
+    return nn.Dropout(p)
+
+
 # --------------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 
 from multissd.backends.torch import boxes
 from multissd.backends.torch import nn
+from multissd.boxes import BOOK_OFFSETS
 
 CAN_TRAIN = True
 
@@ -106,7 +107,7 @@ def train_step(net, optimizer, X, Y, loss_config, device):
     net.train()
     optimizer.zero_grad(set_to_none=True)
     anchors, cls_preds, bbox_preds = net(X)
-    bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y)
+    bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y, **unwrap(net).spec.target_options())
     loss = nn.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=loss_config).mean()
     value = float(loss.detach())
     if not math.isfinite(value):
@@ -129,10 +130,11 @@ def predict(net, X, device):
     return anchors.cpu().numpy(), cls_probs.cpu().numpy(), bbox_preds.cpu().numpy()
 
 
-def detect(anchors, cls_probs, bbox_preds, nms_threshold, device):
+def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` on this backend for NumPy inputs -> NumPy ``(B, A, 6)``."""
     return boxes.multibox_detection(torch.from_numpy(cls_probs).to(device), torch.from_numpy(bbox_preds).to(device),
-                                    torch.from_numpy(anchors).to(device), nms_threshold=nms_threshold).cpu().numpy()
+                                    torch.from_numpy(anchors).to(device), nms_threshold=nms_threshold,
+                                    coding=coding).cpu().numpy()
 
 
 def set_threads(threads: int | None) -> None:
