@@ -13,7 +13,8 @@ from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX_FO
 from multissd.config import get_backend, use_backend
 from multissd.data import load_data_bananas
 from multissd.model import TinySSDSpec, init_weights
-from multissd.nn import (BOOK_LOSS, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor, binary_focal_loss,
+from multissd.classifier import ClassifierSpec
+from multissd.nn import (BOOK_LOSS, Classifier, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor, binary_focal_loss,
                          blk_forward, calc_loss, class_probabilities, cls_eval, cls_predictor, concat_preds,
                          cross_entropy, down_sample_blk, flatten_pred, focal_loss, get_blk, get_weights, set_weights,
                          smooth_l1_loss)
@@ -31,7 +32,7 @@ __all__ = [
     "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOX_FORMATS",
     "BACKGROUND", "UNMATCHED", "PADDING", "NOT_DETECTED",
     "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
-    "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "init_weights", "get_weights", "set_weights",
+    "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "Classifier", "ClassifierSpec", "init_weights", "get_weights", "set_weights",
     "save_weights", "load_weights", "load_model",
     "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "class_probabilities",
     "cls_eval", "bbox_eval",

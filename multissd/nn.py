@@ -186,6 +186,22 @@ def TinySSD(num_classes=1, spec=None, seed=0):
     """
 
 
+@NN.on_active()
+def Classifier(spec, seed=0):
+    """The fastai lesson's first models on TinySSD's base network, as a native model of the active
+    backend: the largest object (a class and a box) or a multi-label classifier, as
+    :class:`multissd.classifier.ClassifierSpec` says.
+
+    Args:
+        spec: a :class:`multissd.classifier.ClassifierSpec`.
+        seed: the initial weights are drawn with NumPy from this seed, identically on every backend.
+
+    Calling the model on ``X`` ``(B, 3, H, W)`` float32 returns ``(cls_logits (B, Q), box (B, 4))``
+    (task ``"largest"``, the box normalised corners in ``[0, 1]``) or ``(B, Q)`` logits
+    (``"multilabel"``).
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Weights by neutral name
 # ---------------------------------------------------------------------------------------------

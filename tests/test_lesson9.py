@@ -240,3 +240,37 @@ def test_train_the_lessons_ssd_from_the_command_line(backend, tmp_path_factory, 
     assert train.main(["--backend", backend, "--model", "lesson9", "--data", str(fruit), "--out",
                        str(tmp_path / "small"), "--image-size", "64", "--no-progress"]) == 2
     assert "too small for TinySSD" in capsys.readouterr().err
+
+
+# ---- the lesson's first models: the largest object, and several labels -----------------------------------
+
+@pytest.mark.parametrize("task", ["largest", "multilabel"])
+def test_classifiers_cross_backend(task, other_nn, ref_nn, rng):
+    spec = multissd.ClassifierSpec(task=task, num_classes=3, dropout=0.25)
+    ref_net, net = ref_nn.Classifier(spec, seed=2), other_nn.Classifier(spec, seed=2)
+    ref_net.eval()
+    net.eval()
+    X = rng.uniform(0, 255, (4, 3, 64, 64)).astype(np.float32)
+    expected, actual = ref_net(X), net(nn_tensor(other_nn, X))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    actual = actual if isinstance(actual, tuple) else (actual,)
+    assert [e.shape for e in expected] == ([(4, 3), (4, 4)] if task == "largest" else [(4, 3)])
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(host(a), e, rtol=1e-4, atol=1e-5)
+    if task == "largest":
+        assert ((expected[1] >= 0) & (expected[1] <= 1)).all()  # a sigmoid-scaled box
+    weights = other_nn.get_weights(net)
+    assert weights["fc.weight"].shape == (spec.outputs, 64)  # (out, in) on every backend
+    for name, value in ref_nn.get_weights(ref_net).items():
+        np.testing.assert_array_equal(weights[name], value)
+    assert list(weights) == list(spec.parameters())
+
+
+def test_classifier_base_is_tinyssds_base():
+    """The same seed gives the classifier the base network a TinySSD gets."""
+    spec = multissd.ClassifierSpec(task="largest", num_classes=2)
+    tiny = multissd.init_weights(TinySSDSpec(), seed=4)
+    mine = multissd.classifier.classifier_weights(spec, seed=4)
+    assert all(np.array_equal(mine[k], tiny[k]) for k in mine if k.startswith("blk_0."))
+    with pytest.raises(ValueError, match="Expected task"):
+        multissd.ClassifierSpec(task="segment")

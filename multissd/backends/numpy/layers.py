@@ -89,6 +89,18 @@ class Conv2d(Layer):
         return out
 
 
+class Linear(Layer):
+    """``(B, in) -> (B, out)``: ``x @ weight.T + bias``, weight ``(out, in)`` as ``torch.nn.Linear``'s."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.add_array("weight", np.zeros((out_features, in_features)))
+        self.add_array("bias", np.zeros(out_features))
+
+    def forward(self, x):
+        return x @ self._arrays["weight"].T + self._arrays["bias"]
+
+
 class BatchNorm2d(Layer):
     """Batch norm over ``(B, C, H, W)``; momentum in PyTorch's convention."""
 

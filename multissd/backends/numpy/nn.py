@@ -13,6 +13,7 @@ import numpy as np
 
 from multissd.backends.numpy import boxes
 from multissd.backends.numpy import layers as nn
+from multissd.classifier import ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
@@ -37,6 +38,16 @@ def on_device_of(x, reference):
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
+
+
+def linear(in_features, out_features):
+    """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``)."""
+    return nn.Linear(in_features, out_features)
+
+
+def sigmoid(x):
+    """The logistic function (the mixins' adapter)."""
+    return 1 / (1 + np.exp(-x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +118,15 @@ class TinySSD(TinySSDMixin, nn.Layer):
     def __init__(self, num_classes=1, spec=None, seed=0):
         nn.Layer.__init__(self)
         self._build(resolve_spec(num_classes, spec), seed)
+
+
+@implements
+class Classifier(ClassifierMixin, nn.Layer):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, spec, seed=0):
+        nn.Layer.__init__(self)
+        self._build(spec, seed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import paddle
 from paddle import nn
 
 from multissd.backends.paddle import boxes
+from multissd.classifier import ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
@@ -42,6 +43,17 @@ def on_device_of(x, reference):
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
+
+
+def linear(in_features, out_features):
+    """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``; paddle stores its weight as
+    ``(in, out)``, transposed by the weight functions below)."""
+    return nn.Linear(in_features, out_features)
+
+
+def sigmoid(x):
+    """The logistic function (the mixins' adapter)."""
+    return paddle.nn.functional.sigmoid(x)
 
 
 class BatchNorm2D(nn.BatchNorm2D):
@@ -138,6 +150,15 @@ class TinySSD(TinySSDMixin, nn.Layer):
         self._build(resolve_spec(num_classes, spec), seed)
 
 
+@implements
+class Classifier(ClassifierMixin, nn.Layer):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, spec, seed=0):
+        nn.Layer.__init__(self)
+        self._build(spec, seed)
+
+
 # --------------------------------------------------------------------------------------------
 # Weights by neutral name
 # --------------------------------------------------------------------------------------------
@@ -150,14 +171,20 @@ def _paddle_name(name: str) -> str:
 @implements
 def get_weights(net):
     state = net.state_dict()
-    return OrderedDict((name, state[_paddle_name(name)].numpy().copy()) for name in net.spec.parameters())
+    return OrderedDict((name, _from_paddle(state[_paddle_name(name)].numpy(), kind))
+                       for name, (_, kind) in net.spec.parameters().items())
 
 
 @implements
 def set_weights(net, weights):
-    state = net.state_dict()
+    state, kinds = net.state_dict(), {name: kind for name, (_, kind) in net.spec.parameters().items()}
     for name, value in weights.items():
-        state[_paddle_name(name)].set_value(np.array(value, dtype=np.float32))
+        state[_paddle_name(name)].set_value(_from_paddle(np.array(value, dtype=np.float32), kinds[name]))
+
+
+def _from_paddle(array, kind):
+    """A linear layer's weight is ``(in, out)`` in paddle, ``(out, in)`` by neutral name (and back)."""
+    return np.ascontiguousarray(array.T) if kind == "linear.weight" else array.copy()
 
 
 # --------------------------------------------------------------------------------------------

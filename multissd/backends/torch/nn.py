@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from multissd.backends.torch import boxes
+from multissd.classifier import ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
@@ -38,6 +39,16 @@ def on_device_of(x, reference):
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
+
+
+def linear(in_features, out_features):
+    """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``)."""
+    return nn.Linear(in_features, out_features)
+
+
+def sigmoid(x):
+    """The logistic function (the mixins' adapter)."""
+    return torch.sigmoid(x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,6 +119,15 @@ class TinySSD(TinySSDMixin, nn.Module):
     def __init__(self, num_classes=1, spec=None, seed=0):
         nn.Module.__init__(self)
         self._build(resolve_spec(num_classes, spec), seed)
+
+
+@implements
+class Classifier(ClassifierMixin, nn.Module):
+    _nn = sys.modules[__name__]
+
+    def __init__(self, spec, seed=0):
+        nn.Module.__init__(self)
+        self._build(spec, seed)
 
 
 # --------------------------------------------------------------------------------------------
