@@ -16,6 +16,7 @@ import numpy as np
 
 from multissd.backends import _registry
 from multissd.config import get_backend
+from multissd.classifier import ClassifierSpec
 from multissd.model import TinySSDSpec
 
 FORMAT = "multissd.tinyssd/1"
@@ -80,19 +81,21 @@ def save_weights(net, path) -> Path:
     """Write ``net``'s weights to ``path`` (safetensors; float32 arrays by neutral name, the spec in
     the metadata). The write is atomic. Returns the path."""
     weights = _nn_of(net).get_weights(net)
-    return write_file(path, weights, {"format": FORMAT, "spec": net.spec.to_json()})
+    return write_file(path, weights, {"format": FORMAT, "spec": net.spec.to_json(), "model": type(net.spec).__name__})
 
 
-def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | None]:
-    """The arrays of a weights file and the spec stored with it (``None`` if it has none).
+def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | ClassifierSpec | None]:
+    """The arrays of a weights file and the spec stored with it (``None`` if it has none): a
+    :class:`~multissd.TinySSDSpec`, or a :class:`~multissd.ClassifierSpec` for the lesson's classifiers.
 
     A missing, truncated or corrupt file raises ``ValueError`` naming the path.
     """
     arrays, metadata = read_file(path)
     spec = None
     if "spec" in metadata:
+        kind = ClassifierSpec if metadata.get("model") == "ClassifierSpec" else TinySSDSpec
         try:
-            spec = TinySSDSpec.from_json(metadata["spec"])
+            spec = kind.from_json(metadata["spec"])
         except (ValueError, TypeError, json.JSONDecodeError) as error:
             raise ValueError(f"Weights file {path} holds an unreadable model spec: {error}") from None
     return arrays, spec
@@ -111,13 +114,13 @@ def load_weights(net, path):
 
 
 def load_model(path, backend: str | None = None, **kwargs):
-    """Build a TinySSD from the spec stored in the weights file ``path`` and load its weights, on
-    ``backend`` (default: the active one)."""
+    """Build the model stored in the weights file ``path`` (a TinySSD, or one of the lesson's
+    classifiers) and load its weights, on ``backend`` (default: the active one)."""
     arrays, spec = read_weights(path)
     if spec is None:
         raise ValueError(f"Weights file {path} stores no model spec; build the model yourself and use load_weights")
     nn = _registry.load_nn(backend or get_backend())
-    net = nn.TinySSD(spec=spec, **kwargs)
+    net = nn.Classifier(spec, **kwargs) if isinstance(spec, ClassifierSpec) else nn.TinySSD(spec=spec, **kwargs)
     spec.check_weights(arrays, source=f"weights file {path}")
     nn.set_weights(net, arrays)
     return net
