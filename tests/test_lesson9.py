@@ -274,3 +274,16 @@ def test_classifier_base_is_tinyssds_base():
     assert all(np.array_equal(mine[k], tiny[k]) for k in mine if k.startswith("blk_0."))
     with pytest.raises(ValueError, match="Expected task"):
         multissd.ClassifierSpec(task="segment")
+
+
+@needs_torch
+def test_evaluate_reports_what_training_reported_for_a_sigmoid_model(tiny_data, tmp_path, capsys):
+    from multissd import evaluate
+    assert run_train(tiny_data, tmp_path / "run", "--cls-loss", "bce-focal", "--epochs", "2") == 0
+    with open(tmp_path / "run" / "metrics.csv") as handle:
+        last = handle.read().splitlines()[-1].split(",")
+    assert evaluate.main(["--weights", str(tmp_path / "run" / "weights.safetensors"), "--backend", "numpy",
+                          "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert result["map_50"] == pytest.approx(float(last[header.index("val_map_50")]), abs=1e-6)
