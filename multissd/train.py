@@ -82,6 +82,10 @@ def parser() -> argparse.ArgumentParser:
                         "network -- 4x4, 2x2, 1x1 grids of k = 9 anchors, tanh box decoding, its matching (IoU > 0.4), a "
                         "sigmoid head trained with focal loss unless --cls-loss says otherwise (images of 128 pixels "
                         "or more)")
+    p.add_argument("--prior-prob", type=float, default=0.01, metavar="P",
+                   help="the class predictors' start (RetinaNet's initialisation): every anchor starts as an object "
+                        "with probability P, shared by the classes (a sigmoid head: each class at P); default 0.01; "
+                        "0 gives the book's initialisation (PyTorch's default for the predictors too)")
     p.add_argument("--cls-loss", choices=["ce", "focal", "bce", "bce-focal"], default=None,
                    help="class loss: cross-entropy (the book), softmax focal loss (the book's exercise), binary "
                         "cross-entropy without a background column or its focal variant (the fastai lesson: the model "
@@ -131,7 +135,7 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {args.image_size}")
     backend = args.backend or get_backend()
     _registry.load(backend)  # a missing framework fails here, naming its pip extra
-    return TrainConfig(backend=backend, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return TrainConfig(backend=backend, model=args.model, prior_prob=args.prior_prob or None, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, momentum=args.momentum,
                        seed=args.seed, recipe=args.recipe, device=args.device, data=args.data, data_dir=args.data_dir,
                        augment=args.augment, skip_bad=args.skip_bad, out=args.resume or args.out, loss=asdict(loss),
@@ -140,7 +144,7 @@ def config_from_args(args) -> TrainConfig:
 
 
 # option -> the config.json field it sets ("loss.x": a field of the loss settings)
-_OPTION_FIELDS = {"backend": "backend", "model": "model", "batch_size": "batch_size", "recipe": "recipe", "lr": "lr",
+_OPTION_FIELDS = {"backend": "backend", "model": "model", "prior_prob": "prior_prob", "batch_size": "batch_size", "recipe": "recipe", "lr": "lr",
                   "lr_schedule": "lr_schedule", "weight_decay": "weight_decay", "momentum": "momentum", "seed": "seed",
                   "data": "data", "image_size": "image_size", "augment": "augment", "skip_bad": "skip_bad",
                   "data_dir": "data_dir", "cls_loss": "loss.cls_loss", "box_loss": "loss.box_loss",

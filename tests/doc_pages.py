@@ -4,8 +4,8 @@ A page's Python blocks run in page order, in one namespace per (page, backend): 
 Material tab (``=== "NumPy"``, ``=== "PyTorch"``, ``=== "Paddle"``) runs for that tab's backend
 only, a block outside tabs for every backend. A ````text`` block right after a Python block (in the
 same tab) is the output the page shows: the block's printed output must equal it line by line.
-Each run happens in a fresh working folder; the figures a page's code saves there are the ones
-the page shows from ``figures/``.
+Each run happens in a fresh working folder, where ``weights/`` is ``docs/weights`` (trained models a
+page loads); the figures a page's code saves there are the ones the page shows from ``figures/``.
 
     python tests/doc_pages.py            # run every page on every installed backend, refresh docs/figures
     python tests/doc_pages.py anchors    # one page
@@ -99,6 +99,8 @@ def run_page(page: Path, backend: str | None, workdir: Path) -> int:
     namespace: dict = {"__name__": f"docs.{page.stem}"}
     ran = 0
     old = Path.cwd()
+    if (DOCS / "weights").is_dir() and not (workdir / "weights").exists():
+        (workdir / "weights").symlink_to(DOCS / "weights")  # as a reader running the page from docs/ has them
     os.chdir(workdir)
     try:
         for block in parse(page):

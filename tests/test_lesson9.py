@@ -287,3 +287,15 @@ def test_evaluate_reports_what_training_reported_for_a_sigmoid_model(tiny_data, 
     result = json.loads((tmp_path / "eval.json").read_text())
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert result["map_50"] == pytest.approx(float(last[header.index("val_map_50")]), abs=1e-6)
+
+
+def test_the_head_initialisation_is_one_option():
+    """``--prior-prob``: RetinaNet's start at P (softmax: shared by the classes; sigmoid: per class), or
+    0 for the book's initialisation; recorded with the model's spec."""
+    for argv, prior, head in ((["--prior-prob", "0"], None, "softmax"), (["--prior-prob", "0.05", "--cls-loss", "bce"],
+                                                                          0.05, "sigmoid"), ([], 0.01, "softmax")):
+        config = train.config_from_args(train.parser().parse_args(argv))
+        spec = config.model_spec(num_classes=3)
+        assert (spec.prior_prob, spec.head) == (prior, head)
+    with pytest.raises(ValueError, match="--prior-prob must be in"):
+        train.config_from_args(train.parser().parse_args(["--prior-prob", "1.5"]))

@@ -39,6 +39,7 @@ class TrainConfig:
 
     backend: str = "torch"
     model: str = "tinyssd"             # MODELS: the book's TinySSD or the fastai lesson's SSD
+    prior_prob: float | None = 0.01    # the heads' initial object probability (None: the book's initialisation)
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 32
     recipe: str = DEFAULT_RECIPE       # where the defaults of the fields below came from (RECIPES)
@@ -74,6 +75,9 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Expected {name} to be one of {', '.join(allowed)}; received {getattr(self, name)!r}")
         self._check_numbers()
+        if self.prior_prob is not None and not (isinstance(self.prior_prob, (int, float)) and 0 < self.prior_prob < 1):
+            raise ValueError(f"--prior-prob must be in (0, 1), or 0 for the book's initialisation; received "
+                             f"{self.prior_prob!r}")
         self.loss_config()  # raises for a bad loss setting (nan weights, ...)
         if self.image_size is not None:
             self.image_size = [int(v) for v in self.image_size]
@@ -100,9 +104,10 @@ class TrainConfig:
         its class loss trains (softmax, or sigmoid for the BCE losses)."""
         if self.spec:
             return TinySSDSpec.from_json(json.dumps(self.spec))
+        fields = dict(head=self.loss_config().head, prior_prob=self.prior_prob)
         if self.model == "lesson9":
-            return TinySSDSpec.lesson9(num_classes, head=self.loss_config().head)
-        return TinySSDSpec(num_classes=num_classes, head=self.loss_config().head)
+            return TinySSDSpec.lesson9(num_classes, **fields)
+        return TinySSDSpec(num_classes=num_classes, **fields)
 
     def check_image_size(self, size, what: str) -> None:
         """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model."""
