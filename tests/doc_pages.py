@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FIGURES = DOCS / "figures"
 TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
@@ -101,6 +103,7 @@ def run_page(page: Path, backend: str | None, workdir: Path) -> int:
     old = Path.cwd()
     if (DOCS / "weights").is_dir() and not (workdir / "weights").exists():
         (workdir / "weights").symlink_to(DOCS / "weights")  # as a reader running the page from docs/ has them
+    printing = np.get_printoptions()  # a page's np.set_printoptions must not reach the next page
     os.chdir(workdir)
     try:
         for block in parse(page):
@@ -122,6 +125,7 @@ def run_page(page: Path, backend: str | None, workdir: Path) -> int:
             ran += 1
     finally:
         os.chdir(old)
+        np.set_printoptions(**printing)
     return ran
 
 
