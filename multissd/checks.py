@@ -36,11 +36,12 @@ def host_values(x) -> np.ndarray | None:
 
 
 def shape_of(x, name: str) -> tuple[int, ...]:
-    """The shape of a tensor of any backend as a tuple of ints."""
+    """The shape of a tensor of any backend as a tuple of ints; a symbolic dimension (a dynamic batch
+    while an exporter traces the model) is kept as it is, so reading the shape does not fix it."""
     shape = getattr(x, "shape", None)
     if shape is None:
         raise TypeError(f"Expected {name} to be a tensor (numpy, torch or paddle); received {type(x).__name__}")
-    return tuple(int(d) for d in shape)
+    return tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in shape)
 
 
 def _fmt(row) -> str:

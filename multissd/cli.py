@@ -33,6 +33,14 @@ def add_backend(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--backend", choices=list(BACKEND_NAMES), default=None, help=help)
 
 
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    """``--engine``: what runs the model -- the backend (default), or ONNX Runtime on an exported file."""
+    parser.add_argument("--engine", choices=["onnxruntime"], default=None,
+                        help="run an ONNX file written by python -m multissd.export with ONNX Runtime, decoded by "
+                             "the numpy backend (default: the backend runs a weights file; an .onnx --weights "
+                             "file picks onnxruntime)")
+
+
 def add_device(parser: argparse.ArgumentParser, help: str = "device (default auto)") -> None:
     """``--device`` with the devices every backend accepts (default auto)."""
     parser.add_argument("--device", choices=list(DEVICES), default="auto", help=help)

@@ -17,13 +17,11 @@ import sys
 from pathlib import Path
 
 from multissd import cli
-from multissd.backends import _registry
-from multissd.config import get_backend
 from multissd.data.datasets import load_splits
 from multissd.detection import class_name, evaluate_split
+from multissd.engine import ENGINES, open_model
 from multissd.host import keep_freed_memory
 from multissd.plots import plot_pr_curves
-from multissd.weights import load_model
 
 SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "voc07_map_50")
 
@@ -57,7 +55,8 @@ def to_json(result: dict, class_names) -> dict:
 
 def parser():
     p = cli.new_parser("python -m multissd.evaluate", __doc__)
-    p.add_argument("--weights", required=True, help="a weights file written by multissd (runs/NAME/weights.safetensors)")
+    p.add_argument("--weights", required=True, help="a weights file written by multissd (runs/NAME/weights.safetensors), "
+                                                    "or an ONNX file written by python -m multissd.export")
     p.add_argument("--data", default=None,
                    help="the dataset: 'bananas' or 'fruit' (synthetic), or a folder (banana-detection, Pascal VOC or "
                         "COCO layout); default: the run's own, from config.json beside the weights, else bananas")
@@ -65,6 +64,7 @@ def parser():
                                                     "$MULTISSD_DATA, else ~/.cache/multissd)")
     p.add_argument("--split", choices=["val", "train"], default="val", help="which split to evaluate (default val)")
     cli.add_backend(p, "framework to run the model with (default: the active backend)")
+    cli.add_engine(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     cli.add_device(p)
     p.add_argument("--skip-bad", action="store_true", help="skip malformed annotations with a warning instead of stopping")
@@ -73,28 +73,21 @@ def parser():
 
 
 def evaluate_run(args) -> tuple[dict, list, int, str]:
-    """Load the weights and the split, run and score: ``(result, class_names, images, backend)``."""
-    weights = Path(args.weights)
-    if not weights.is_file():  # before the data, which may first have to be drawn (a minute)
-        raise ValueError(f"Weights file not found: {weights}")
-    config_path = weights.parent / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    """Load the model and the split, run and score: ``(result, class_names, images, engine)``."""
+    runner = open_model(args.weights, args.backend, args.engine, args.device)  # before the data (a minute to draw)
+    config, net = runner.settings.config, runner.net
     data = args.data if args.data is not None else config.get("data")
-    image_size = config.get("image_size")
+    image_size = runner.settings.image_size
     data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
-    train, val = load_splits(data, data_dir, seed=config.get("seed", 0),
-                             image_size=tuple(image_size) if image_size else None, skip_bad=args.skip_bad,
-                             progress=lambda message: print(message, file=sys.stderr))
+    train, val = load_splits(data, data_dir, seed=config.get("seed", 0), image_size=image_size,
+                             skip_bad=args.skip_bad, progress=lambda message: print(message, file=sys.stderr))
     split = val if args.split == "val" else train
-    class_names = config.get("class_names") or split.class_names
-    backend = args.backend or get_backend()
-    adapter = _registry.load_train(backend)
-    device = adapter.resolve_device(args.device)
-    net = adapter.prepare(load_model(weights, backend=backend), device)
+    class_names = runner.settings.class_names or split.class_names
     if net.spec.num_classes != len(split.class_names):
-        raise ValueError(f"{weights} detects {net.spec.num_classes} classes but the data has "
+        raise ValueError(f"{args.weights} detects {net.spec.num_classes} classes but the data has "
                          f"{len(split.class_names)} ({', '.join(split.class_names)})")
-    return evaluate_split(adapter, net, split, device, args.batch_size), class_names, len(split), backend
+    result = evaluate_split(runner.adapter, net, split, runner.device, args.batch_size)
+    return result, class_names, len(split), runner.engine
 
 
 def main(argv=None) -> int:
@@ -102,12 +95,12 @@ def main(argv=None) -> int:
     keep_freed_memory()
 
     def body() -> int:
-        result, class_names, images, backend = evaluate_run(args)
+        result, class_names, images, engine = evaluate_run(args)
         out = Path(args.out) if args.out else Path(args.weights).parent
         out.mkdir(parents=True, exist_ok=True)
-        print(f"{images} {args.split} images, backend {backend}")
+        print(f"{images} {args.split} images, {'engine' if engine in ENGINES else 'backend'} {engine}")
         print(report(result, class_names))
-        (out / "eval.json").write_text(json.dumps({"images": images, "split": args.split, "backend": backend,
+        (out / "eval.json").write_text(json.dumps({"images": images, "split": args.split, "backend": engine,
                                                    **to_json(result, class_names)}, indent=2) + "\n")
         plot_pr_curves(result, class_names, out / "pr_curves.png")
         print(f"wrote {out / 'eval.json'} and {out / 'pr_curves.png'}", file=sys.stderr)

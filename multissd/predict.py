@@ -10,7 +10,9 @@ pixels of the original image -- and the image is saved with its boxes drawn, lik
 ``display``. Detections scoring at least ``--threshold`` (the book's 0.9) are reported; so is each
 image's best detection when it scores lower (``--min-detections``, default 1), marked
 ``"below_threshold": true`` and drawn yellow, so that a model less sure than the book's still shows
-what it found. Weights trained on one backend predict on any other, NumPy included.
+what it found. Weights trained on one backend predict on any other, NumPy included; a model exported with
+``python -m multissd.export`` predicts on ONNX Runtime (``--weights model.onnx``, the ``onnxruntime``
+engine), decoded by the NumPy backend's code.
 """
 from __future__ import annotations
 
@@ -22,28 +24,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from multissd import cli
-from multissd.backends import _registry
 from multissd.boxes import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
-from multissd.config import get_backend
 from multissd.data.images import rgb_image
 from multissd.detection import class_name
 from multissd.host import keep_freed_memory
+from multissd.engine import open_model
 from multissd.plots import draw_detections
-from multissd.weights import load_model
 
 DEFAULT_IMAGE_SIZE = (256, 256)
 DEFAULT_THRESHOLD = 0.9  # the book's display threshold
 DEFAULT_MIN_DETECTIONS = 1
-
-
-def run_settings(weights_path: Path) -> tuple[tuple[int, int], list[str] | None]:
-    """Input size and class names from the run's ``config.json`` beside the weights, if any."""
-    config_path = weights_path.parent / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text())
-        size = tuple(config.get("image_size") or DEFAULT_IMAGE_SIZE)
-        return (int(size[0]), int(size[1])), config.get("class_names")
-    return DEFAULT_IMAGE_SIZE, None
 
 
 def read_image(path: Path) -> Image.Image:
@@ -58,8 +48,10 @@ def read_image(path: Path) -> Image.Image:
 
 
 def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float = NMS_THRESHOLD,
-                   device: str = "auto", min_detections: int = 0):
-    """Detections per image, best first.
+                   device: str = "auto", min_detections: int = 0, engine: str | None = None):
+    """Detections per image, best first, by the model in ``weights`` run on ``backend`` (a weights
+    file) or by ONNX Runtime (``engine="onnxruntime"``, an ``.onnx`` file from :mod:`multissd.export`;
+    decoded by the NumPy backend).
 
     Returns ``(results, class_names)``; ``results`` holds one ``(path, original PIL image, rows)`` per
     image, ``rows`` float32 ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original
@@ -68,12 +60,10 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     """
     if isinstance(min_detections, bool) or not isinstance(min_detections, (int, np.integer)) or min_detections < 0:
         raise ValueError(f"min_detections must be an integer >= 0, got {min_detections!r}")
-    backend = backend or get_backend()
-    weights = Path(weights)
-    (height, width), class_names = run_settings(weights)
-    adapter, box_ops = _registry.load_train(backend), _registry.load(backend)
-    device = adapter.resolve_device(device)
-    net = adapter.prepare(load_model(weights, backend=backend), device)
+    runner = open_model(weights, backend, engine, device)
+    adapter, box_ops, net, device = runner.adapter, runner.box_ops, runner.net, runner.device
+    height, width = runner.settings.image_size or DEFAULT_IMAGE_SIZE
+    class_names = runner.settings.class_names
     results = []
     for path in map(Path, paths):
         image = read_image(path)
@@ -95,8 +85,10 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
 def parser():
     p = cli.new_parser("python -m multissd.predict", __doc__)
     p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
-    p.add_argument("--weights", required=True, help="a weights file written by multissd (weights.safetensors)")
+    p.add_argument("--weights", required=True, help="a weights file written by multissd (weights.safetensors), or "
+                                                    "an ONNX file written by python -m multissd.export")
     cli.add_backend(p, "framework to run the model with (default: the active backend)")
+    cli.add_engine(p)
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="lowest score to report (default 0.9, the book's)")
     p.add_argument("--min-detections", type=int, default=DEFAULT_MIN_DETECTIONS, metavar="N",
@@ -119,7 +111,7 @@ def main(argv=None) -> int:
 
 def _predict(args) -> int:
     results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
-                                          args.nms_threshold, args.device, args.min_detections)
+                                          args.nms_threshold, args.device, args.min_detections, args.engine)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path, image, rows in results:

@@ -4,9 +4,9 @@ and how to load a backend's modules.
 A leaf module (einops' ``_backends.py``): it imports only the standard library and NumPy, never
 another module of multissd, so every other module may import it without a cycle. Backends are
 folders, ``multissd/backends/<name>/`` with ``boxes.py`` (the box contract, :mod:`multissd.boxes`),
-``nn.py`` (the model pieces and losses, :mod:`multissd.nn`) and ``train.py`` (what the trainer
-drives); they are imported by name with :mod:`importlib` on first use, so ``import multissd``
-imports neither torch nor paddle. Which backend is *active* is owned by :mod:`multissd.config`.
+``nn.py`` (the model pieces and losses, :mod:`multissd.nn`), ``train.py`` (what the trainer
+drives) and ``export.py`` (ONNX export, :mod:`multissd.export`); they are imported by name with
+:mod:`importlib` on first use, so ``import multissd`` imports neither torch nor paddle. Which backend is *active* is owned by :mod:`multissd.config`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = [
     "BackendInfo", "BackendNotAvailableError", "REGISTRY", "BACKEND_NAMES", "DEFAULT_ORDER", "DEVICES",
-    "info", "is_installed", "available_backends", "load", "load_nn", "load_train", "backend_name_of",
+    "info", "is_installed", "available_backends", "load", "load_nn", "load_train", "load_export", "backend_name_of",
     "tensor_backend", "to_host", "on_host", "package_getattr",
 ]
 
@@ -116,6 +116,11 @@ def load_train(name: str) -> ModuleType:
     """What the trainer drives on backend ``name`` (devices, loaders, the step, inference,
     distribution): ``multissd.backends.<name>.train``."""
     return _load_module(name, "train")
+
+
+def load_export(name: str) -> ModuleType:
+    """ONNX export on backend ``name`` (``export_onnx``; ``CAN_EXPORT``): ``multissd.backends.<name>.export``."""
+    return _load_module(name, "export")
 
 
 def package_getattr(name: str):

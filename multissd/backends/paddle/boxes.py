@@ -111,6 +111,7 @@ def _area(boxes):
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
+@paddle.jit.not_to_static  # traced as it runs by paddle.jit / paddle.onnx.export, not rewritten
 @implements
 def multibox_prior(data, sizes, ratios):
     in_height, in_width = (int(d) for d in data.shape[-2:])
@@ -124,7 +125,8 @@ def multibox_prior(data, sizes, ratios):
     shift_y, shift_x = paddle.meshgrid(center_h, center_w)                   # (H, W) each, "ij"
     shift_y, shift_x = shift_y.reshape([-1]), shift_x.reshape([-1])         # (H*W,)
     anchor_manipulations = paddle.tile(paddle.stack((-w, -h, w, h)).T, [in_height * in_width, 1]) / 2  # (H*W*K, 4)
-    out_grid = paddle.repeat_interleave(paddle.stack([shift_x, shift_y, shift_x, shift_y], axis=1),
+    # stack as concat and transpose: paddle2onnx reads a one-element stack's inputs as 0-d (a 1 x 1 map)
+    out_grid = paddle.repeat_interleave(paddle.concat([shift_x, shift_y, shift_x, shift_y]).reshape([4, -1]).T,
                                         boxes_per_pixel, axis=0)              # (H*W*K, 4)
     return (out_grid + anchor_manipulations).unsqueeze(0)                    # (1, H*W*K, 4)
 
@@ -391,6 +393,7 @@ def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_thresho
 # The fastai lesson 9's pieces
 # --------------------------------------------------------------------------------------------
 
+@paddle.jit.not_to_static  # traced as it runs by paddle.jit / paddle.onnx.export, not rewritten
 @implements
 def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
     scales = [(zoom * rh, zoom * rw) for zoom in zooms for rh, rw in ratios]    # K (height, width) factors
@@ -407,6 +410,7 @@ def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
     return _center_to_corner(centre), centre, paddle.concat(cells)
 
 
+@paddle.jit.not_to_static  # traced as it runs by paddle.jit / paddle.onnx.export, not rewritten
 @implements
 def actn_to_bb(actn, anchors, grid_sizes):
     actn_bbs = paddle.tanh(actn)                                                 # (..., A, 4)

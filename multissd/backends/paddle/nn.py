@@ -94,11 +94,13 @@ def bbox_predictor(num_inputs, num_anchors):
     return nn.Conv2D(num_inputs, num_anchors * 4, kernel_size=3, padding=1)
 
 
+@paddle.jit.not_to_static  # traced as it runs by paddle.jit / paddle.onnx.export, not rewritten
 @implements
 def flatten_pred(pred):
     return paddle.flatten(pred.transpose([0, 2, 3, 1]), start_axis=1)  # (B, ch, H, W) -> (B, H*W*ch)
 
 
+@paddle.jit.not_to_static  # traced as it runs by paddle.jit / paddle.onnx.export, not rewritten
 @implements
 def concat_preds(preds):
     return paddle.concat([flatten_pred(p) for p in preds], axis=1)

@@ -1,0 +1,37 @@
+"""PaddlePaddle: ONNX export with Paddle's own exporter (``paddle.onnx.export``: ``paddle.jit``
+traces the model to a static program and paddle2onnx converts it).
+
+Same function as ``torch/export.py`` and ``numpy/export.py``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import paddle
+
+CAN_EXPORT = True
+
+
+def export_onnx(net, path, height: int, width: int, opset: int) -> None:
+    """Write ``net``'s eval-mode forward to the ONNX file ``path``: input ``images`` float32
+    ``(batch, 3, height, width)`` with a dynamic batch; three outputs, ``(1, A, 4)`` anchors,
+    ``(batch, A, C + 1)`` raw class logits and ``(batch, 4A)`` box predictions, as the model's forward
+    returns them (paddle2onnx names them ``fetch_name_*``: :mod:`multissd.export` renames them)."""
+    net.eval()
+    spec = [paddle.static.InputSpec([None, 3, height, width], "float32", "images")]
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as work:
+        prefix = os.path.join(work, "model")  # paddle.onnx.export appends ".onnx"
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log):  # paddle2onnx's progress lines
+                paddle.onnx.export(net, prefix, input_spec=spec, opset_version=opset)
+        except Exception as error:
+            raise RuntimeError(f"paddle.onnx.export failed: {error}\n{log.getvalue()}") from error
+        if not os.path.isfile(prefix + ".onnx"):  # paddle2onnx logs its failures instead of raising
+            raise RuntimeError(f"paddle.onnx.export wrote no ONNX file:\n{log.getvalue()}")
+        os.replace(prefix + ".onnx", path)

@@ -1,0 +1,35 @@
+"""PyTorch: ONNX export with PyTorch's own exporter (``torch.onnx.export``, the ``torch.export``
+-based one, which writes the graph with onnxscript).
+
+Same function as ``paddle/export.py`` and ``numpy/export.py``.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+CAN_EXPORT = True
+
+
+def export_onnx(net, path, height: int, width: int, opset: int) -> None:
+    """Write ``net``'s eval-mode forward to the ONNX file ``path``: input ``images`` float32
+    ``(batch, 3, height, width)`` with a dynamic batch; outputs ``anchors`` ``(1, A, 4)``,
+    ``cls_preds`` ``(batch, A, C + 1)`` (raw logits) and ``bbox_preds`` ``(batch, 4A)``, as the model's
+    forward returns them. The weights are stored in the file (no external data)."""
+    net = net.to("cpu").eval()
+    example = torch.zeros(2, 3, height, width)  # 2, not 1: a batch of 1 would be read as a constant
+    batch = torch.export.Dim("batch")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms", ...
+    try:
+        with warnings.catch_warnings():  # torch.export's notes on the traced code are not the user's concern
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (example,), str(path), input_names=["images"],
+                              output_names=["anchors", "cls_preds", "bbox_preds"],
+                              dynamic_shapes={"X": {0: batch}}, opset_version=opset, dynamo=True,
+                              external_data=False, verbose=False)
+    finally:
+        quiet.setLevel(level)
