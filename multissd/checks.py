@@ -35,6 +35,12 @@ def host_values(x) -> np.ndarray | None:
     return None
 
 
+def is_known(dim) -> bool:
+    """Whether a dimension is known: paddle's static graph (``paddle.jit``, ``paddle.onnx.export``)
+    writes -1 for one it infers only at run time, an exporter's trace may hold a symbolic one."""
+    return isinstance(dim, int) and dim >= 0
+
+
 def shape_of(x, name: str) -> tuple[int, ...]:
     """The shape of a tensor of any backend as a tuple of ints; a symbolic dimension (a dynamic batch
     while an exporter traces the model) is kept as it is, so reading the shape does not fix it."""
@@ -329,7 +335,7 @@ def actn_to_bb_args(actn, anchors, grid_sizes):
     """``actn_to_bb``: activations ``(..., A, 4)``, anchors ``(A, 4)``, cell sizes ``(A, 1)``."""
     shape = box_shape(actn, "actn", ndim=None)
     num_anchors = box_shape(anchors, "anchors")[0]
-    if len(shape) < 2 or shape[-2] != num_anchors:
+    if len(shape) < 2 or (is_known(shape[-2]) and shape[-2] != num_anchors):
         raise ValueError(f"Expected actn of shape [..., A, 4] with A = {num_anchors} (one row per anchor); received "
                          f"shape {list(shape)}")
     if shape_of(grid_sizes, "grid_sizes") != (num_anchors, 1):

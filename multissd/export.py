@@ -98,7 +98,7 @@ def finish(path: Path, entries: dict[str, str]) -> None:
     del model.metadata_props[:]
     for key, value in entries.items():
         model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)  # with shape inference: what ONNX Runtime will check
     onnx.save(model, str(path))
 
 

@@ -118,11 +118,12 @@ def test_functions_fit_on_a_screen():
 def test_folder_listing_names_the_topics():
     listing = {path.name for path in PACKAGE.iterdir()}
     assert {"boxes.py", "nn.py", "model.py", "data", "training", "backends", "train.py", "predict.py",
-            "evaluate.py"} <= listing
+            "evaluate.py", "export.py", "engine.py"} <= listing
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "paddle"])
 def test_one_folder_per_framework_with_the_same_files(name):
     files = {path.name for path in (PACKAGE / "backends" / name).glob("*.py")}
-    assert {"__init__.py", "boxes.py", "nn.py", "train.py"} <= files
-    assert files - {"__init__.py", "boxes.py", "nn.py", "train.py"} == ({"layers.py"} if name == "numpy" else set())
+    assert {"__init__.py", "boxes.py", "nn.py", "train.py", "export.py"} <= files
+    assert files - {"__init__.py", "boxes.py", "nn.py", "train.py", "export.py"} == (
+        {"layers.py"} if name == "numpy" else set())

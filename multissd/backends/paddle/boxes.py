@@ -401,8 +401,8 @@ def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
     for g in grids:
         steps = (paddle.arange(g, dtype="float32") + 0.5) / g                    # (g,) cell centres
         cy, cx = paddle.meshgrid(steps, steps)                                   # (g, g) each, row-major ("ij")
-        xy = paddle.repeat_interleave(paddle.stack([cx.reshape([-1]), cy.reshape([-1])], axis=1), len(scales),
-                                      axis=0)                                    # (g*g*K, 2)
+        xy = paddle.concat([cx.reshape([-1]), cy.reshape([-1])]).reshape([2, -1]).T   # (g*g, 2): see multibox_prior
+        xy = paddle.repeat_interleave(xy, len(scales), axis=0)                   # (g*g*K, 2)
         wh = paddle.tile(paddle.to_tensor([[w / g, h / g] for h, w in scales], dtype="float32"), [g * g, 1])
         centres.append(paddle.concat([xy, wh], axis=1))                          # (g*g*K, 4)
         cells.append(paddle.full([g * g * len(scales), 1], 1 / g, dtype="float32"))

@@ -30,8 +30,9 @@ def export_onnx(net, path, height: int, width: int, opset: int) -> None:
         try:
             with contextlib.redirect_stdout(log):  # paddle2onnx's progress lines
                 paddle.onnx.export(net, prefix, input_spec=spec, opset_version=opset)
-        except Exception as error:
-            raise RuntimeError(f"paddle.onnx.export failed: {error}\n{log.getvalue()}") from error
+        except (Exception, SystemExit) as error:  # paddle2onnx logs a failed conversion, then calls sys.exit
+            raise RuntimeError(f"paddle.onnx.export failed ({type(error).__name__}: {error}); its log:\n"
+                               f"{log.getvalue()}") from None
         if not os.path.isfile(prefix + ".onnx"):  # paddle2onnx logs its failures instead of raising
             raise RuntimeError(f"paddle.onnx.export wrote no ONNX file:\n{log.getvalue()}")
         os.replace(prefix + ".onnx", path)

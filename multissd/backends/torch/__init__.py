@@ -2,7 +2,8 @@
 
 - ``boxes.py`` -- the box functions of :mod:`multissd.boxes`;
 - ``nn.py`` -- the model pieces, ``TinySSD`` and the losses of :mod:`multissd.nn`;
-- ``train.py`` -- what :mod:`multissd.training` drives: devices, loaders, the step, inference, distribution.
+- ``train.py`` -- what :mod:`multissd.training` drives: devices, loaders, the step, inference, distribution;
+- ``export.py`` -- ONNX export with torch.onnx.export.
 
 Every contract function is also an attribute of this package (``from multissd.backends import torch as B;
 B.box_iou(a, b)``, ``B.TinySSD()``), loaded on first use.
