@@ -9,7 +9,8 @@ settings it runs with on its own): a training step on a 32 x 3 x 256 x 256 batch
 eager PyTorch loop, multissd on torch eager and compiled, multissd on paddle with paddle's defaults
 and with multissd's settings); ``multibox_target`` for 32 images with 1 and 8 objects; and
 ``multibox_detection`` on a model's output for 1 and 32 images, book-style vs multissd on each
-backend; inference latency for one image (model, softmax, detection). Ratios are against the
+backend; inference latency (model, softmax, detection) for one image and per image of the batch, on
+each backend and on ONNX Runtime (the model exported by ``multissd.export``). Ratios are against the
 book's code measured in the same run. The training step's FLOPs over its time, divided by a
 measured float32 matrix-multiply rate, give the fraction of the machine's peak it reaches.
 
@@ -136,6 +137,11 @@ def _ratio(baseline, value):
     return baseline / value if baseline and value else None
 
 
+INFERENCE_WORKERS = {"book": "boxes_book", **{name: f"boxes_{name}" for name in BACKEND_NAMES},
+                     "onnxruntime": "infer_onnxruntime"}
+"""Implementation -> the worker that measures its inference."""
+
+
 def summarise(results: dict) -> list[dict]:
     """Table rows: what, implementation, median seconds, ratio to the book's code, goal."""
     rows = []
@@ -172,10 +178,12 @@ def summarise(results: dict) -> list[dict]:
                 "book, torch (baseline)" if impl == "book" else f"multissd {impl}",
                 get(f"boxes_{impl}", key, "per_image_s"), base,
                 "detection_per_image" if impl in ("torch", "paddle") else None)
-    base = get("boxes_book", "inference", "median_s")
-    for impl in ("book", *BACKEND_NAMES):
-        add("inference, 1 image (model + detection)", "book, torch (baseline)" if impl == "book" else
-            f"multissd {impl}", get(f"boxes_{impl}", "inference", "median_s"), base)
+    for key, what, value in (("inference", "inference, 1 image (model + detection)", "median_s"),
+                             ("inference_batch", "inference per image, whole batch", "per_image_s")):
+        base = get("boxes_book", key, value)
+        for impl, worker in INFERENCE_WORKERS.items():
+            add(what, "book, torch (baseline)" if impl == "book" else f"multissd {impl}", get(worker, key, value),
+                base)
     return rows
 
 

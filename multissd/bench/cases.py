@@ -131,8 +131,14 @@ def matmul_peak(inputs, repeat, n: int = 2048):
 # Box functions and inference
 # ---------------------------------------------------------------------------------------------
 
-def _infer(predict_and_detect, images, repeat):
-    return median_time(lambda: predict_and_detect(images[:1]), repeat)
+def _inference_cases(predict_and_detect, images, repeat) -> dict:
+    """Latency of ``predict_and_detect`` (model + detection) on 1 image (``inference``) and on the
+    whole batch (``inference_batch``, with ``per_image_s``)."""
+    out = {"inference": median_time(lambda: predict_and_detect(images[:1]), repeat)}
+    batch = median_time(lambda: predict_and_detect(images), repeat)
+    batch["per_image_s"] = batch["median_s"] / len(images)
+    out["inference_batch"] = batch
+    return out
 
 
 def boxes_book(inputs, repeat):
@@ -153,7 +159,7 @@ def boxes_book(inputs, repeat):
             anchors, cls_preds, bbox_preds = net(torch.from_numpy(images))
             probs = torch.softmax(cls_preds, dim=2).permute(0, 2, 1)
             return book.multibox_detection(probs, bbox_preds, anchors)
-    out["inference"] = _infer(predict_and_detect, inputs["images"], repeat)
+    out.update(_inference_cases(predict_and_detect, inputs["images"], repeat))
     return out
 
 
@@ -173,7 +179,7 @@ def _boxes_multissd(backend, inputs, repeat):
     def predict_and_detect(images):
         anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
         return adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device)
-    out["inference"] = _infer(predict_and_detect, inputs["images"], repeat)
+    out.update(_inference_cases(predict_and_detect, inputs["images"], repeat))
     return out
 
 
@@ -192,6 +198,29 @@ def boxes_paddle(inputs, repeat):
     return _boxes_multissd("paddle", inputs, repeat)
 
 
+def infer_onnxruntime(inputs, repeat):
+    """multissd's onnxruntime engine: the model exported by ``multissd.export`` (torch's exporter, else
+    paddle's; the export is not timed), run by ONNX Runtime and decoded by the NumPy backend."""
+    import tempfile
+    from pathlib import Path
+
+    from multissd import backends, save_weights
+    from multissd.engine import OnnxModel
+    from multissd.export import export_onnx
+    nn, adapter = backends.load_nn("numpy"), backends.load_train("numpy")
+    net = nn.TinySSD(num_classes=1)
+    nn.set_weights(net, dict(inputs["weights"]))
+    exporter = next(name for name in ("torch", "paddle") if backends.is_installed(name))
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = save_weights(net, Path(tmp) / "weights.safetensors")
+        model = OnnxModel(export_onnx(weights, backend=exporter, image_size=tuple(inputs["images"].shape[2:])))
+
+    def predict_and_detect(images):
+        anchors, cls_probs, bbox_preds = adapter.predict(model, images, "cpu")
+        return adapter.detect(anchors, cls_probs, bbox_preds, 0.5, "cpu")
+    return {**_inference_cases(predict_and_detect, inputs["images"], repeat), "exporter": exporter}
+
+
 WORKERS = {
     "train_book": ("torch", train_book),
     "train_torch": ("torch", train_torch),
@@ -203,5 +232,6 @@ WORKERS = {
     "boxes_numpy": ("numpy", boxes_numpy),
     "boxes_torch": ("torch", boxes_torch),
     "boxes_paddle": ("paddle", boxes_paddle),
+    "infer_onnxruntime": ("onnxruntime", infer_onnxruntime),
 }
 """Worker name -> (the framework it needs, the function)."""
