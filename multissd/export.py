@@ -140,6 +140,28 @@ def export_onnx(weights, out=None, backend: str = "torch", image_size=None, opse
     return out
 
 
+def compare_with_numpy(onnx_file, weights, batches=(1, 8), seed: int = 0) -> dict[str, float]:
+    """ONNX Runtime's outputs on random images against the NumPy backend's eval-mode forward of
+    ``weights``: per output (``anchors``, ``cls_preds``, ``bbox_preds``) the largest absolute
+    difference over ``batches``, divided by the output's largest magnitude."""
+    import numpy as np
+
+    from multissd.engine import OnnxModel
+
+    model = OnnxModel(onnx_file)
+    net = load_model(weights, backend="numpy")
+    net.eval()
+    rng = np.random.default_rng(seed)
+    worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    for batch in batches:
+        images = rng.uniform(0, 255, (batch, 3, *model.image_size)).astype(np.float32)  # (B, 3, H, W)
+        for name, actual, expected in zip(OUTPUT_NAMES, model(images), net(images)):
+            expected = np.asarray(expected)
+            scale = max(float(np.abs(expected).max()), 1e-30)
+            worst[name] = max(worst[name], float(np.abs(actual - expected).max()) / scale)
+    return worst
+
+
 def parser():
     p = cli.new_parser("python -m multissd.export", __doc__)
     p.add_argument("--weights", required=True, help="a weights file written by multissd (runs/NAME/weights.safetensors)")
@@ -150,6 +172,9 @@ def parser():
     p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="PIXELS",
                    help="input size of the exported graph: one number (square) or HEIGHT WIDTH (default: the run's)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--check", action="store_true",
+                   help="run the exported file with ONNX Runtime on random images (batch 1 and 8) and print its "
+                        "largest difference from the numpy backend's forward, relative to each output's magnitude")
     return p
 
 
@@ -162,6 +187,10 @@ def main(argv=None) -> int:
             raise ValueError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {size}")
         out = export_onnx(args.weights, args.out, args.backend, size, args.opset)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), exported with {args.backend}")
+        if args.check:
+            worst = compare_with_numpy(out, args.weights)
+            print("ONNX Runtime vs the numpy forward, batch 1 and 8, largest |difference| / largest |value|: "
+                  + ", ".join(f"{name} {value:.1e}" for name, value in worst.items()))
         return 0
     return cli.report_errors(body)
 
