@@ -5,11 +5,12 @@ the tensors of any backend and dispatches on their type. ``import multissd`` imp
 nor paddle: a backend's framework is imported on first use.
 """
 from multissd.backends import BackendNotAvailableError, available_backends
+from multissd.checks import SOFT_NMS_METHODS
 from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, BOX_FORMATS, NOT_DETECTED, PADDING,
                             UNMATCHED, OffsetCoding, actn_to_bb, asarray, assign_anchor_to_bbox, batched_nms, box_area,
                             box_center_to_corner, box_convert, box_corner_to_center, box_iou, grid_anchors,
                             map_to_ground_truth, multibox_detection, multibox_detection_per_class, multibox_prior,
-                            multibox_target, nms, offset_boxes, offset_inverse, to_numpy)
+                            multibox_target, nms, offset_boxes, offset_inverse, soft_nms, to_numpy)
 from multissd.config import get_backend, use_backend
 from multissd.data import load_data_bananas
 from multissd.model import TinySSDSpec, init_weights
@@ -27,9 +28,9 @@ __all__ = [
     "asarray", "to_numpy",
     "box_corner_to_center", "box_center_to_corner", "box_convert", "box_area", "multibox_prior",
     "box_iou", "assign_anchor_to_bbox", "offset_boxes", "multibox_target", "offset_inverse", "nms",
-    "multibox_detection", "batched_nms", "multibox_detection_per_class", "grid_anchors", "actn_to_bb",
+    "soft_nms", "multibox_detection", "batched_nms", "multibox_detection_per_class", "grid_anchors", "actn_to_bb",
     "map_to_ground_truth",
-    "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOX_FORMATS",
+    "SOFT_NMS_METHODS", "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOX_FORMATS",
     "BACKGROUND", "UNMATCHED", "PADDING", "NOT_DETECTED",
     "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
     "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "Classifier", "ClassifierSpec", "init_weights", "get_weights", "set_weights",

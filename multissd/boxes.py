@@ -321,6 +321,32 @@ def nms(boxes, scores, iou_threshold):
     """
 
 
+@BOXES.on_tensors(checks.soft_nms_args)
+def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="linear"):
+    """Soft-NMS (Bodla et al., 2017; the decays of MMCV's ``soft_nms``): overlapping boxes lose
+    score instead of being dropped.
+
+    Repeatedly the box with the highest current score is kept (ties: the lower index) and every box
+    not yet kept has its score multiplied by a decay of its IoU ``o`` with it -- ``"linear"``:
+    ``1 - o`` when ``o >= iou_threshold``, else 1; ``"gaussian"``: ``exp(-o**2 / sigma)`` -- until no
+    box scores at least ``min_score``. Boxes scoring below ``min_score`` are dropped, from the start
+    (MMCV keeps the best box even then). ``method="linear"`` with a score that reaches 0 at IoU 1
+    is what the paper calls linear; greedy :func:`nms` is the decay "0 when ``o > iou_threshold``".
+
+    Args:
+        boxes: float tensor ``(N, 4)``, corner boxes.
+        scores: float tensor ``(N,)``, finite.
+        iou_threshold: float in ``[0, 1]``, where the linear decay starts (MMCV's 0.3).
+        sigma: float ``> 0``, the Gaussian decay's width (0.5).
+        min_score: float ``>= 0``, the lowest score a box keeps (MMCV's 1e-3).
+        method: ``"linear"`` or ``"gaussian"``.
+
+    Returns:
+        ``(keep, new_scores)``: int64 ``(K,)`` indices of the kept boxes in the order they were
+        kept, and float ``(K,)`` their scores when they were kept (decayed; the scores' dtype).
+    """
+
+
 @BOXES.on_tensors(checks.detection_args)
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):

@@ -260,6 +260,30 @@ def nms_args(boxes, scores, iou_threshold) -> dict:
     return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
 
 
+SOFT_NMS_METHODS = ("linear", "gaussian")
+"""How ``soft_nms`` decays a score by its box's IoU with a kept box (MMCV's ``soft_nms`` methods)."""
+
+
+def _finite_number(value, name: str, low: float, strict: bool) -> float:
+    """A finite real ``> low`` (``strict``) or ``>= low`` as a float; ``TypeError``/``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected {name} to be a number; received {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or (value <= low if strict else value < low):
+        raise ValueError(f"Expected {name} to be a finite number {'>' if strict else '>='} {low:g}; received "
+                         f"{name}={value!r}")
+    return value
+
+
+def soft_nms_args(boxes, scores, iou_threshold, sigma, min_score, method) -> dict:
+    """``soft_nms``: the inputs of ``nms``, ``sigma > 0``, ``min_score >= 0``, a known method."""
+    checked = nms_args(boxes, scores, iou_threshold)
+    if method not in SOFT_NMS_METHODS:
+        raise ValueError(f"Expected method to be one of {list(SOFT_NMS_METHODS)}; received {method!r}")
+    return {**checked, "sigma": _finite_number(sigma, "sigma", 0.0, strict=True),
+            "min_score": _finite_number(min_score, "min_score", 0.0, strict=False)}
+
+
 def _detection_inputs(cls_probs, offset_preds, anchors_) -> None:
     """The model outputs of a detection call: ``(B, C, A)``, ``(B, 4A)``, anchors ``(1, A, 4)``, finite."""
     pshape = shape_of(cls_probs, "cls_probs")

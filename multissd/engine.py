@@ -15,9 +15,15 @@ import numpy as np
 
 from multissd.backends import _registry
 from multissd.config import get_backend
-from multissd.export import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES
 from multissd.model import TinySSDSpec
 from multissd.weights import load_model
+
+ONNX_FORMAT = "multissd.onnx/1"
+"""The ``multissd.format`` metadata entry of every ONNX file :mod:`multissd.export` writes."""
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("anchors", "cls_preds", "bbox_preds")
+"""The exported graph's input and outputs (the model's forward)."""
+EXPORT_EXTRA = "pip install 'multissd[export]'"
 
 ENGINES = ("onnxruntime",)
 """Engines besides the backends (``--engine``)."""

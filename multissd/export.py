@@ -23,17 +23,13 @@ from pathlib import Path
 
 from multissd import cli
 from multissd.backends import _registry
+from multissd.engine import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES, OnnxModel
 from multissd.model import TinySSDSpec
 from multissd.weights import load_model
 
-ONNX_FORMAT = "multissd.onnx/1"
-"""The ``multissd.format`` metadata entry of every file this module writes."""
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("anchors", "cls_preds", "bbox_preds")
 DEFAULT_OPSET = 18
 """ONNX opset of the exported graph (both exporters write 18; ONNX Runtime 1.18 and newer run it)."""
 DEFAULT_IMAGE_SIZE = (256, 256)
-EXPORT_EXTRA = "pip install 'multissd[export]'"
 
 
 def run_config(weights: Path) -> dict:
@@ -145,8 +141,6 @@ def compare_with_numpy(onnx_file, weights, batches=(1, 8), seed: int = 0) -> dic
     ``weights``: per output (``anchors``, ``cls_preds``, ``bbox_preds``) the largest absolute
     difference over ``batches``, divided by the output's largest magnitude."""
     import numpy as np
-
-    from multissd.engine import OnnxModel
 
     model = OnnxModel(onnx_file)
     net = load_model(weights, backend="numpy")

@@ -319,3 +319,104 @@ def test_detection_per_class_bad_options(backend, kwargs, error, match):
     with pytest.raises(error, match=match):
         backend.multibox_detection_per_class(backend.asarray(probs), backend.asarray(offsets),
                                              backend.asarray(anchor_boxes), **kwargs)
+
+
+# ---- soft-NMS (the chapter's exercise; MMCV's linear and Gaussian decays) ----------------------------
+
+def mmcv_soft_nms(boxes, scores, iou_threshold, sigma, min_score, method):
+    """MMCV's soft_nms CPU loop written out (in place: the best box swapped to the front, a box whose
+    score falls below min_score swapped with the last one and the count shortened), in float64."""
+    boxes, scores = boxes.astype(np.float64).copy(), scores.astype(np.float64).copy()
+    index, count = list(range(len(scores))), len(scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    i = 0
+    while i < count:
+        best = max(range(i, count), key=lambda k: (scores[k], -index[k]))
+        for array in (boxes, scores, areas):
+            array[[i, best]] = array[[best, i]]
+        index[i], index[best] = index[best], index[i]
+        pos = i + 1
+        while pos < count:
+            w = max(0.0, min(boxes[i, 2], boxes[pos, 2]) - max(boxes[i, 0], boxes[pos, 0]))
+            h = max(0.0, min(boxes[i, 3], boxes[pos, 3]) - max(boxes[i, 1], boxes[pos, 1]))
+            overlap = w * h / (areas[i] + areas[pos] - w * h)
+            if method == "linear":
+                scores[pos] *= 1 - overlap if overlap >= iou_threshold else 1.0
+            else:
+                scores[pos] *= np.exp(-overlap * overlap / sigma)
+            if scores[pos] < min_score:
+                last = count - 1
+                for array in (boxes, scores, areas):
+                    array[[pos, last]] = array[[last, pos]]
+                index[pos], index[last] = index[last], index[pos]
+                count -= 1
+                continue
+            pos += 1
+        i += 1
+    return np.array(index[:count], np.int64), scores[:count]
+
+
+def run_soft_nms(backend, boxes, scores, *args):
+    keep, kept = backend.soft_nms(backend.asarray(boxes), backend.asarray(scores), *args)
+    return host(backend, keep), host(backend, kept)
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian"])
+@pytest.mark.parametrize("n", [0, 1, 7, 200])
+def test_soft_nms_cross_backend(other, ref, rng, method, n):
+    boxes, scores = boxes_with_iou(rng, max(n, 1), 0.5)
+    boxes, scores = boxes[:n], scores[:n]
+    args = (0.3, 0.5, 1e-3, method)
+    keep, kept = run_soft_nms(other, boxes, scores, *args)
+    expected_keep, expected_kept = run_soft_nms(ref, boxes, scores, *args)
+    assert_same(keep, expected_keep)
+    assert kept.dtype == np.float32
+    assert_close(kept, expected_kept)
+
+
+@pytest.mark.parametrize("method,sigma,threshold", [("linear", 0.5, 0.3), ("linear", 0.5, 0.0),
+                                                    ("gaussian", 0.5, 0.3), ("gaussian", 0.1, 0.3)])
+def test_soft_nms_is_mmcvs_algorithm(backend, rng, method, sigma, threshold):
+    """The kept boxes, their order and their decayed scores are those of MMCV's loop."""
+    boxes = (rng.random((60, 4)) * 50).astype(np.float32)
+    boxes[:, 2:] += boxes[:, :2] + 5                     # many overlaps in a 100 x 100 field
+    scores = rng.uniform(0.05, 1.0, 60).astype(np.float32)
+    keep, kept = run_soft_nms(backend, boxes, scores, threshold, sigma, 1e-3, method)
+    expected_keep, expected_kept = mmcv_soft_nms(boxes, scores, threshold, sigma, 1e-3, method)
+    assert_same(keep, expected_keep)
+    np.testing.assert_allclose(kept, expected_kept, rtol=1e-5)
+
+
+def test_soft_nms_decays_instead_of_dropping(backend):
+    """Two identical boxes: greedy NMS drops the second; linear soft-NMS takes its score to 0 (then
+    below min_score: dropped); Gaussian keeps it at exp(-1 / sigma) of its score."""
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    keep, kept = run_soft_nms(backend, boxes, scores, 0.3, 0.5, 1e-3, "linear")
+    assert_same(keep, np.array([0, 2]))
+    keep, kept = run_soft_nms(backend, boxes, scores, 0.3, 0.5, 1e-3, "gaussian")
+    assert_same(keep, np.array([0, 2, 1]))
+    np.testing.assert_allclose(kept, [0.9, 0.7, 0.8 * np.exp(-2.0)], rtol=1e-6)
+    keep, _ = run_soft_nms(backend, boxes, scores, 0.3, 0.5, 0.75, "gaussian")  # min_score: 0.7 dropped
+    assert_same(keep, np.array([0]))
+
+
+def test_soft_nms_float64_keeps_its_dtype(backend, rng):
+    boxes, scores = boxes_with_iou(rng, 30, 0.4)
+    keep, kept = run_soft_nms(backend, boxes.astype(np.float64), scores.astype(np.float64), 0.3, 0.5, 1e-3,
+                              "gaussian")
+    assert kept.dtype == np.float64 and len(keep) == len(kept)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(method="hard"), ValueError, r"method to be one of \['linear', 'gaussian'\]"),
+    (dict(sigma=0.0), ValueError, "sigma to be a finite number > 0"),
+    (dict(sigma="wide"), TypeError, "sigma to be a number"),
+    (dict(min_score=-0.1), ValueError, "min_score to be a finite number >= 0"),
+    (dict(iou_threshold=1.5), ValueError, r"iou_threshold in \[0.0, 1.0\]"),
+])
+def test_soft_nms_bad_options(backend, kwargs, error, match):
+    boxes = backend.asarray(np.array([[0, 0, 1, 1]], np.float32))
+    scores = backend.asarray(np.array([0.5], np.float32))
+    with pytest.raises(error, match=match):
+        backend.soft_nms(boxes, scores, **kwargs)

@@ -237,6 +237,27 @@ def _nms(boxes, scores, iou_threshold):
 
 
 @implements
+def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="linear"):
+    boxes = _upcast(boxes)
+    current = scores.astype(np.float64 if scores.dtype == np.float64 else np.float32)  # decayed scores, (N,)
+    alive = current >= min_score                                                # (N,) not kept, not dropped
+    keep, kept_scores = [], []
+    while alive.any():
+        i = int(np.argmax(np.where(alive, current, -np.inf)))                  # best alive box; ties: lower index
+        keep.append(i)
+        kept_scores.append(current[i])
+        alive[i] = False
+        iou = _pairwise_iou(boxes[i][None], boxes)[0]                          # (N,)
+        if method == "linear":
+            decay = np.where(iou >= iou_threshold, 1 - iou, 1)
+        else:
+            decay = np.exp(-(iou * iou) / sigma)
+        current = np.where(alive, current * decay.astype(current.dtype), current)
+        alive &= current >= min_score
+    return np.asarray(keep, dtype=np.int64), np.asarray(kept_scores, dtype=scores.dtype)
+
+
+@implements
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)

@@ -326,6 +326,29 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 
 
 @implements
+@paddle.no_grad()  # an order and decayed scores: read the inputs, never differentiate them
+def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="linear"):
+    boxes = _upcast(boxes)
+    current = scores.astype("float64" if scores.dtype == paddle.float64 else "float32")  # decayed scores, (N,)
+    alive = current >= min_score                                                # (N,) not kept, not dropped
+    keep, kept_scores = [], []
+    while bool(alive.any()):
+        i = int(paddle.argmax(paddle.where(alive, current, paddle.full_like(current, -np.inf))))  # ties: lower index
+        keep.append(i)
+        kept_scores.append(current[i])
+        alive[i] = False
+        iou = _pairwise_iou(boxes[i][None], boxes)[0].astype(current.dtype)    # (N,)
+        if method == "linear":
+            decay = paddle.where(iou >= iou_threshold, 1 - iou, paddle.ones_like(iou))
+        else:
+            decay = paddle.exp(-(iou * iou) / sigma)
+        current = paddle.where(alive, current * decay, current)
+        alive = alive & (current >= min_score)
+    kept = paddle.stack(kept_scores) if kept_scores else current[:0]
+    return paddle.to_tensor(keep, dtype="int64").reshape([-1]), kept.astype(scores.dtype)
+
+
+@implements
 @paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):

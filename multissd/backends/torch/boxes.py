@@ -327,6 +327,30 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 
 
 @implements
+@torch.no_grad()  # an order and decayed scores: read the inputs, never differentiate them
+def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="linear"):
+    boxes = _upcast(boxes)
+    current = scores.clone() if scores.dtype == torch.float64 else scores.float()  # decayed scores, (N,)
+    alive = current >= min_score                                                # (N,) not kept, not dropped
+    keep, kept_scores = [], []
+    while bool(alive.any()):
+        i = int(torch.argmax(torch.where(alive, current, -torch.inf)))          # best alive box; ties: lower index
+        keep.append(i)
+        kept_scores.append(current[i])
+        alive[i] = False
+        iou = _pairwise_iou(boxes[i][None], boxes)[0].to(current.dtype)        # (N,)
+        if method == "linear":
+            decay = torch.where(iou >= iou_threshold, 1 - iou, torch.ones_like(iou))
+        else:
+            decay = torch.exp(-(iou * iou) / sigma)
+        current = torch.where(alive, current * decay, current)
+        alive &= current >= min_score
+    keep = torch.tensor(keep, dtype=torch.int64, device=scores.device)
+    kept = torch.stack(kept_scores) if kept_scores else current[:0]
+    return keep, kept.to(scores.dtype)
+
+
+@implements
 @torch.no_grad()  # indices and targets: read the inputs, never differentiate them
 def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
