@@ -40,12 +40,13 @@ def parser() -> argparse.ArgumentParser:
                        "paddle); numpy cannot train")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training set (default {DEFAULT_EPOCHS}: 12-16 minutes on a 2-core CPU "
-                        f"with torch, depending on the machine; the book's full run is 20)")
+                        f"with torch, depending on the machine; --recipe book: the book's 20)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
-                   help="the defaults of --lr, --momentum, --lr-schedule, --augment, --neg-pos-ratio and "
-                        "--box-weight: ssd = the SSD paper's training (default; see each option), book = the "
-                        "book's (lr 0.2, momentum 0, constant rate, no augmentation, no mining, box weight 1)")
+                   help="the defaults of --lr, --momentum, --lr-schedule, --augment, --neg-pos-ratio, "
+                        "--box-weight, --prior-prob and --epochs: ssd = the SSD paper's training (default; see each "
+                        "option), book = the book's run (lr 0.2, momentum 0, constant rate, no augmentation, no "
+                        "mining, box weight 1, the book's head initialisation, 20 epochs)")
     p.add_argument("--lr", type=float, default=None,
                    help=f"SGD learning rate (default {RECIPES['ssd']['lr']:g}; the book's is 0.2)")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
@@ -82,10 +83,11 @@ def parser() -> argparse.ArgumentParser:
                         "network -- 4x4, 2x2, 1x1 grids of k = 9 anchors, tanh box decoding, its matching (IoU > 0.4), a "
                         "sigmoid head trained with focal loss unless --cls-loss says otherwise (images of 128 pixels "
                         "or more)")
-    p.add_argument("--prior-prob", type=float, default=0.01, metavar="P",
+    p.add_argument("--prior-prob", type=float, default=None, metavar="P",
                    help="the class predictors' start (RetinaNet's initialisation): every anchor starts as an object "
-                        "with probability P, shared by the classes (a sigmoid head: each class at P); default 0.01; "
-                        "0 gives the book's initialisation (PyTorch's default for the predictors too)")
+                        "with probability P, shared by the classes (a sigmoid head: each class at P); default 0.01 "
+                        "(--recipe book: 0); 0 gives the book's initialisation (PyTorch's default for the predictors "
+                        "too)")
     p.add_argument("--cls-loss", choices=["ce", "focal", "bce", "bce-focal"], default=None,
                    help="class loss: cross-entropy (the book), softmax focal loss (the book's exercise), binary "
                         "cross-entropy without a background column or its focal variant (the fastai lesson: the model "
@@ -124,7 +126,7 @@ def config_from_args(args) -> TrainConfig:
     if args.cls_loss in ("focal", "bce-focal") and args.neg_pos_ratio is None:
         args.neg_pos_ratio = 0.0  # focal loss replaces mining (an explicit --neg-pos-ratio still wins)
     for name, value in RECIPES[args.recipe].items():  # options not given take the recipe's value
-        if getattr(args, name) is None:
+        if getattr(args, name) is None and not (name == "epochs" and args.resume):  # a resumed run keeps its own
             setattr(args, name, value)
     if args.neg_pos_ratio is not None and args.neg_pos_ratio < 0:
         raise ValueError(f"--neg-pos-ratio must be positive, or 0 to turn mining off; received {args.neg_pos_ratio}")

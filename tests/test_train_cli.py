@@ -366,3 +366,18 @@ def test_train_and_evaluate_on_several_classes(tmp_path_factory, tmp_path, backe
     out = capsys.readouterr().out
     assert all(name in out for name in ("banana", "apple", "orange"))
     assert (tmp_path / "run" / "eval.json").is_file()
+
+
+def test_recipe_book_is_the_books_run():
+    """--recipe book: the book's hyper-parameters, its head initialisation (no RetinaNet prior) and
+    its 20 epochs; the default recipe keeps the prior and 12 epochs; a given option wins."""
+    book = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--backend", "numpy"]))
+    assert (book.lr, book.momentum, book.lr_schedule, book.augment, book.weight_decay) == (0.2, 0.0, "constant",
+                                                                                         "none", 5e-4)
+    assert book.loss["neg_pos_ratio"] is None and book.loss["box_weight"] == 1.0
+    assert book.prior_prob is None and book.model_spec().prior_prob is None and book.epochs == 20
+    default = train.config_from_args(train.parser().parse_args(["--backend", "numpy"]))
+    assert default.prior_prob == 0.01 and default.epochs == 12 and default.lr == 0.002
+    mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
+                                                              "--epochs", "3", "--backend", "numpy"]))
+    assert mixed.prior_prob == 0.05 and mixed.epochs == 3 and mixed.lr == 0.2

@@ -16,9 +16,14 @@ RECIPES = {
     # The SSD paper's training (section 3, scaled to TinySSD): SGD with momentum 0.9, hard negative
     # mining at 3 negatives per positive, class and box terms summed over the kept anchors and divided
     # by the number of positives, box weight 1; with a cosine decay and light augmentation.
-    "ssd": dict(lr=0.002, momentum=0.9, lr_schedule="cosine", augment="light", neg_pos_ratio=3.0, box_weight=1.0),
-    # The book's: plain SGD at 0.2, every anchor in both terms' averages, box weight 1, fixed rate.
-    "book": dict(lr=0.2, momentum=0.0, lr_schedule="constant", augment="none", neg_pos_ratio=None, box_weight=1.0),
+    # The heads start at RetinaNet's prior (every anchor an object with probability 0.01).
+    "ssd": dict(lr=0.002, momentum=0.9, lr_schedule="cosine", augment="light", neg_pos_ratio=3.0, box_weight=1.0,
+                prior_prob=0.01, epochs=DEFAULT_EPOCHS),
+    # The book's run: plain SGD at 0.2, every anchor in both terms' averages, box weight 1, fixed rate,
+    # the book's initialisation of the heads (prior_prob 0: PyTorch's default, drawn by the spec) and
+    # its 20 epochs.
+    "book": dict(lr=0.2, momentum=0.0, lr_schedule="constant", augment="none", neg_pos_ratio=None, box_weight=1.0,
+                 prior_prob=0.0, epochs=20),
 }
 """Training recipes (``python -m multissd.train --recipe``). ``ssd`` is the default: on the banana
 data its 12-epoch run reaches a validation mAP@0.5 above 0.9, where the book's recipe left the box
