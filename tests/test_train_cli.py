@@ -381,3 +381,27 @@ def test_recipe_book_is_the_books_run():
     mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
                                                               "--epochs", "3", "--backend", "numpy"]))
     assert mixed.prior_prob == 0.05 and mixed.epochs == 3 and mixed.lr == 0.2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_decode_book_runs_the_books_multibox_detection(trained_run, tiny_data, backend):
+    """--decode book: the rows of the book's multibox_detection (NMS at 0.5, one class per anchor)
+    that have a class, in pixels; the default per-class decoding is another function."""
+    import multissd
+    from PIL import Image
+    image = tiny_data / "bananas_val" / "images" / "0.png"
+    (_, _, rows), = predict.predict_images([image], trained_run / "weights.safetensors", backend, threshold=0.0,
+                                           how="book")[0]
+    net = multissd.load_model(trained_run / "weights.safetensors", backend="numpy")
+    net.eval()
+    pixels = np.asarray(Image.open(image).convert("RGB"), np.float32).transpose(2, 0, 1)[None]
+    anchors, cls_preds, bbox_preds = net(pixels)
+    probs = multissd.class_probabilities(cls_preds, net.spec.head).transpose(0, 2, 1)
+    expected = multissd.multibox_detection(probs, bbox_preds, anchors, nms_threshold=0.5)[0]
+    expected = expected[expected[:, 0] >= 0]
+    expected[:, 2:] *= 64
+    assert len(rows) == len(expected) > 0
+    np.testing.assert_array_equal(rows[:, 0], expected[:, 0])
+    np.testing.assert_allclose(rows[:, 1:], expected[:, 1:], rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="how to be one of"):
+        predict.predict_images([image], trained_run / "weights.safetensors", backend, how="greedy")
