@@ -160,3 +160,56 @@ def plot_bench(rows: list[dict], path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _stage_label(spec, i: int, size: tuple[int, int]) -> str:
+    kind = spec.block_layout(i)[0]
+    title = {"base": f"base network\n{len(spec.base_channels)} down-sampling blocks", "down": "down-sampling block",
+             "global_max_pool": "global max pool"}[kind]
+    return f"{title}\n{spec.scale_channels(i)} x {size[0]} x {size[1]}"
+
+
+def plot_architecture(spec, path, height: int = 256, width: int = 256) -> Path:
+    """The SSD diagram of the book's Fig. 14.7.1, drawn from ``spec`` (a :class:`~multissd.TinySSDSpec`)
+    for an input of ``height x width``: the stages left to right with their feature maps
+    (channels x H x W), below each predicted scale its class and box predictors (output channels)
+    and its anchors (H x W x a), all concatenated into the model's three outputs."""
+    plt = _pyplot()
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    sizes = spec.feature_map_sizes(height, width)
+    fig, ax = plt.subplots(figsize=(1.9 * (spec.num_scales + 1), 4.6), dpi=120)
+    ax.set_xlim(-0.6, spec.num_scales + 0.6)
+    ax.set_ylim(-3.4, 1.0)
+    ax.axis("off")
+
+    def box(x, y, text, colour, width=0.84, height=0.78):
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.03",
+                                    fc=colour, ec="0.3", lw=0.8))
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+
+    def arrow(start, end):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="0.35", lw=0.9))
+
+    box(-0.1, 0.3, f"image\n{spec.in_channels} x {height} x {width}", "#eeeeee", width=0.8)
+    for i, size in enumerate(sizes):
+        x = i + 1
+        box(x, 0.3, _stage_label(spec, i, size), "#fde9b8")
+        arrow((x - 0.58, 0.3), (x - 0.43, 0.3))
+        if not spec.predicted(i):
+            continue
+        a = spec.num_anchors(i)
+        box(x, -1.05, f"class predictor\n3x3 conv, {a} x ({spec.num_classes} + 1)\nbox predictor\n3x3 conv, {4 * a}",
+            "#d5e8f7", height=0.95)
+        box(x, -2.25, f"anchors\n{size[0]} x {size[1]} x {a}\n= {size[0] * size[1] * a}", "#e2f2dc", height=0.8)
+        arrow((x, -0.1), (x, -0.56))
+        arrow((x, -1.53), (x, -1.84))
+    ax.text((spec.num_scales + 1) / 2, -3.1,
+            f"concatenated over the scales: anchors (1, {spec.total_anchors(height, width)}, 4), class predictions "
+            f"(B, {spec.total_anchors(height, width)}, {spec.num_classes + 1}), box predictions "
+            f"(B, {4 * spec.total_anchors(height, width)})", ha="center", va="center", fontsize=8.5)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
