@@ -135,7 +135,7 @@ def plot_bench(rows: list[dict], path) -> Path:
     measurement, with the goal marked where there is one."""
     plt = _pyplot()
     rows = [row for row in rows if row["ratio"]]
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 2.0), dpi=120)
     labels = [f"{row['what']} | {row['implementation']}" for row in rows]
     ratios = [row["ratio"] for row in rows]
     def colour(row):
@@ -153,9 +153,17 @@ def plot_bench(rows: list[dict], path) -> Path:
         ax.text(row["ratio"], yi, f" {row['ratio']:.1f}x", va="center", fontsize=7)
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xscale("log")
+    ax.set_xlim(right=max(ratios) * 2.2)  # room for the last bar's "N.Nx"
     ax.axvline(1, color="k", lw=0.8)
-    ax.set_xlabel("speed-up over the book's code, same run (black ticks: goals; orange: slower, no goal)")
-    fig.tight_layout()
+    ax.set_xlabel("speed-up over the book's code, measured in the same run (log scale)", fontsize=8)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    legend = [Patch(color="tab:green", label="meets its goal, or faster than the book (no goal)"),
+              Patch(color="tab:red", label="misses its goal"), Patch(color="tab:orange", label="slower than the book"),
+              Patch(color="0.6", label="a reference (the book, paddle's defaults)"),
+              Line2D([], [], color="k", lw=2, label="the goal")]
+    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.09 * 12 / max(12, len(rows)) + 0.02, 1, 1))
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)
