@@ -29,7 +29,7 @@ FIGURES = DOCS / "figures"
 TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
 _TAB = re.compile(r'^=== "([^"]+)"\s*$')
 _FENCE = re.compile(r"^(\s*)```(\w*)")
-_FIGURE = re.compile(r"!\[[^\]]*\]\(figures/([^)\s]+)\)")
+_FIGURE = re.compile(r"!\[[^\]]*\]\(figures/([^)\s]+)\)(?:\{[^}]*data-drawn-by=\"(\w+)\"[^}]*\})?")
 
 
 @dataclass
@@ -85,9 +85,10 @@ def backends_of(blocks: list[Block]) -> list[str | None]:
     return [name for name in TABS.values() if name in tabbed] if tabbed else [None]
 
 
-def figures_of(page: Path) -> list[str]:
-    """The ``figures/NAME`` images ``page`` shows."""
-    return _FIGURE.findall(page.read_text())
+def figures_of(page: Path) -> dict[str, str | None]:
+    """The ``figures/NAME`` images ``page`` shows -> the backend whose run draws each (an image
+    followed by ``{ data-drawn-by="torch" }``), or ``None``: the page's first backend."""
+    return {name: backend or None for name, backend in _FIGURE.findall(page.read_text())}
 
 
 def run_page(page: Path, backend: str | None, workdir: Path) -> int:
@@ -152,10 +153,10 @@ def main(argv: list[str]) -> int:
                     print(f"FAILED {error}")
                     failed = True
                     continue
-                for name in figures_of(page):
+                for name, drawn_by in figures_of(page).items():
                     if not (Path(tmp) / name).is_file():
                         raise SystemExit(f"{page.name} shows figures/{name}, which its {backend} code did not save")
-                    if backend == backends_of(parse(page))[0]:
+                    if backend == (drawn_by or backends_of(parse(page))[0]):
                         shutil.copyfile(Path(tmp) / name, FIGURES / name)
             print(f"{page.name}: {backend or 'no tabs'} ok")
     return 1 if failed else 0

@@ -71,3 +71,11 @@ def test_mkdocs_build_strict(tmp_path):
     assert (tmp_path / "site" / "figures" / "anchors.png").is_file()
     assert "multibox_prior" in (tmp_path / "site" / "api" / "index.html").read_text()
     assert Path(tmp_path / "site" / "index.html").is_file()
+
+
+def test_a_figure_names_the_backend_that_draws_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text('![a](figures/a.png)\n\n![b, as torch trained it](figures/b.png){ data-drawn-by="torch" }\n')
+    assert figures_of(page) == {"a.png": None, "b.png": "torch"}
+    training = figures_of(DOCS / "training.md")
+    assert training["training_curves.png"] == "torch"  # the curves of a run that trained, not NumPy's point
