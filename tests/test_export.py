@@ -46,6 +46,19 @@ def runs(tiny_data, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory):
+    """``exported(trained_by, exporter)``: the run's ONNX file at its own size, exported once per module."""
+    cache, folder = {}, tmp_path_factory.mktemp("exported")
+
+    def get(trained_by, exporter):
+        if (trained_by, exporter) not in cache:
+            cache[trained_by, exporter] = export.export_onnx(runs[trained_by], folder / f"{trained_by}_{exporter}.onnx",
+                                                             backend=exporter)
+        return cache[trained_by, exporter]
+    return get
+
+
 def assert_equal_to_numpy(onnx_file, weights):
     """ONNX Runtime's three outputs at batch 1 and 8 within RELATIVE of the NumPy forward's."""
     worst = export.compare_with_numpy(onnx_file, weights, batches=(1, 8))
@@ -59,12 +72,12 @@ def pixels(batch, height, width, seed=0):
 
 @pytest.mark.parametrize("trained_by", ["torch", "paddle"])
 @pytest.mark.parametrize("exporter", EXPORTERS)
-def test_cross_backend_onnx_runtime_equals_the_numpy_forward(runs, trained_by, exporter, tmp_path):
+def test_cross_backend_onnx_runtime_equals_the_numpy_forward(runs, exported, trained_by, exporter):
     """Either framework's weights, exported by either framework, run by ONNX Runtime at batch 1 and 8
     (a dynamic batch): the NumPy forward's anchors, logits and box predictions."""
     if trained_by not in runs:
         pytest.skip(f"needs {trained_by}")
-    onnx_file = export.export_onnx(runs[trained_by], tmp_path / "model.onnx", backend=exporter)
+    onnx_file = exported(trained_by, exporter)
     assert OnnxModel(onnx_file).image_size == (64, 64)
     assert_equal_to_numpy(onnx_file, runs[trained_by])
 
@@ -96,13 +109,14 @@ def test_cross_backend_lesson9_model_exports(exporter, tmp_path):
     assert_equal_to_numpy(onnx_file, weights)
 
 
-def test_export_writes_the_models_config(runs, tmp_path):
+def test_export_writes_the_models_config(runs, exported):
     """The metadata carries what predict and evaluate need; the graph's names are the contract's."""
     import onnx
 
-    weights = runs.get("paddle") or next(iter(runs.values()))
+    trained_by = "paddle" if "paddle" in runs else next(iter(runs))
+    weights = runs[trained_by]
     config = json.loads((weights.parent / "config.json").read_text())
-    onnx_file = export.export_onnx(weights, tmp_path / "m.onnx", backend=EXPORTERS[-1])
+    onnx_file = exported(trained_by, EXPORTERS[-1])
     model = onnx.load(str(onnx_file))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["multissd.format"] == export.ONNX_FORMAT
@@ -114,15 +128,15 @@ def test_export_writes_the_models_config(runs, tmp_path):
     assert [i.name for i in model.graph.input] == ["images"]
     assert [o.name for o in model.graph.output] == list(export.OUTPUT_NAMES)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch
-    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file is gone
+    assert not list(onnx_file.parent.glob(".*.tmp"))  # the temporary file is gone
 
 
 @pytest.mark.parametrize("trained_by", ["torch", "paddle"])
-def test_predict_on_the_onnx_engine_prints_the_numpy_backends_detections(runs, tiny_data, trained_by, tmp_path,
-                                                                         capsys):
+def test_predict_on_the_onnx_engine_prints_the_numpy_backends_detections(runs, exported, tiny_data, trained_by,
+                                                                         tmp_path, capsys):
     if trained_by not in runs:
         pytest.skip(f"needs {trained_by}")
-    onnx_file = export.export_onnx(runs[trained_by], tmp_path / "m.onnx", backend=EXPORTERS[0])
+    onnx_file = exported(trained_by, EXPORTERS[0])
     images = [str(tiny_data / "bananas_val" / "images" / f"{i}.png") for i in range(3)]
     printed = {}
     for weights, extra in ((runs[trained_by], ["--backend", "numpy"]), (onnx_file, ["--engine", "onnxruntime"])):
@@ -132,9 +146,9 @@ def test_predict_on_the_onnx_engine_prints_the_numpy_backends_detections(runs, t
     assert printed[".onnx"] and printed[".onnx"] == printed[".safetensors"]
 
 
-def test_evaluate_on_the_onnx_engine_reports_the_numpy_backends_map(runs, tmp_path, capsys):
+def test_evaluate_on_the_onnx_engine_reports_the_numpy_backends_map(runs, exported, tmp_path, capsys):
     weights = next(iter(runs.values()))
-    onnx_file = export.export_onnx(weights, tmp_path / "m.onnx", backend=EXPORTERS[0])
+    onnx_file = exported(next(iter(runs)), EXPORTERS[0])
     reports = []
     for args in (["--weights", str(weights), "--backend", "numpy"], ["--weights", str(onnx_file)]):
         assert evaluate.main([*args, "--out", str(tmp_path)]) == 0
@@ -179,19 +193,17 @@ def test_a_foreign_onnx_file_is_refused(tmp_path):
         OnnxModel(foreign)
 
 
-def test_a_model_exported_for_another_class_count_is_refused(runs, tmp_path, capsys):
+def test_a_model_exported_for_another_class_count_is_refused(runs, exported, tmp_path, capsys):
     """Evaluating a 1-class export on 3-class data names the file and both counts."""
-    weights = next(iter(runs.values()))
-    onnx_file = export.export_onnx(weights, tmp_path / "m.onnx", backend=EXPORTERS[0])
+    onnx_file = exported(next(iter(runs)), EXPORTERS[0])
     fruit = generate_bananas(tmp_path / "fruit", seed=1, sizes={"train": 2, "val": 2}, workers=1, image_size=64,
                              kind="fruit")
     assert evaluate.main(["--weights", str(onnx_file), "--data", str(fruit), "--out", str(tmp_path)]) == 2
     assert f"{onnx_file} detects 1 classes but the data has 3" in capsys.readouterr().err
 
 
-def test_missing_onnxruntime_names_the_extra(runs, tmp_path, monkeypatch):
-    weights = next(iter(runs.values()))
-    onnx_file = export.export_onnx(weights, tmp_path / "m.onnx", backend=EXPORTERS[0])
+def test_missing_onnxruntime_names_the_extra(runs, exported, monkeypatch):
+    onnx_file = exported(next(iter(runs)), EXPORTERS[0])
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"multissd\[export\]"):
         OnnxModel(onnx_file)
