@@ -123,11 +123,21 @@ class OnnxModel:
         return anchors, cls_preds, bbox_preds
 
 
+def run_config(weights: Path) -> dict:
+    """The run's ``config.json`` beside ``weights`` (``{}`` if there is none)."""
+    path = weights.parent / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Cannot read {path}: {error}") from None
+
+
 def read_settings(weights: Path) -> RunSettings:
     """The image size and class names of the run in ``config.json`` beside ``weights`` (``None`` each
     if there is none)."""
-    path = weights.parent / "config.json"
-    config = json.loads(path.read_text()) if path.is_file() else {}
+    config = run_config(weights)
     size = config.get("image_size")
     return RunSettings(tuple(int(s) for s in size) if size else None, config.get("class_names"), config)
 

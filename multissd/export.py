@@ -23,24 +23,13 @@ from pathlib import Path
 
 from multissd import cli
 from multissd.backends import _registry
-from multissd.engine import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES, OnnxModel
+from multissd.engine import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES, OnnxModel, run_config
 from multissd.model import TinySSDSpec
 from multissd.weights import load_model
 
 DEFAULT_OPSET = 18
 """ONNX opset of the exported graph (both exporters write 18; ONNX Runtime 1.18 and newer run it)."""
 DEFAULT_IMAGE_SIZE = (256, 256)
-
-
-def run_config(weights: Path) -> dict:
-    """The run's ``config.json`` beside ``weights`` (``{}`` if there is none)."""
-    path = weights.parent / "config.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"Cannot read {path}: {error}") from None
 
 
 def image_size_of(image_size, config: dict, spec: TinySSDSpec) -> tuple[int, int]:
