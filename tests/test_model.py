@@ -173,3 +173,52 @@ def test_any_class_count_starts_at_the_prior_R43(num_classes):
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     np.testing.assert_allclose(probs[:, 1:].sum(-1), spec.prior_prob, rtol=1e-5)
+
+
+@pytest.mark.skipif("paddle" not in backends.BACKEND_NAMES or not backends.is_installed("paddle"),
+                    reason="paddle is not installed")
+def test_paddle_bias_before_batch_norm_is_the_plain_sequential():
+    """Paddle's down-sampling blocks hand each convolution's bias to the batch norm after it
+    (no (B, C, H, W) broadcast add, no reduction back): outputs, running statistics and gradients
+    are the plain ``conv -> add bias -> batch norm`` ones, in training and in eval."""
+    import paddle
+    from paddle import nn as pnn
+
+    from multissd.backends.paddle import nn as pd
+
+    X = np.random.default_rng(3).normal(size=(4, 3, 16, 16)).astype(np.float32)
+    paddle.seed(0)
+    fused = pd.down_sample_blk(3, 8)
+    plain = pnn.Sequential(*pd.down_sample_blk(3, 8).children())
+    plain.set_state_dict(fused.state_dict())
+    for layer in fused.sublayers():
+        if isinstance(layer, pnn.Conv2D):
+            layer.bias.set_value(paddle.uniform(layer.bias.shape, min=-2.0, max=2.0))
+    plain.set_state_dict(fused.state_dict())
+    assert type(fused) is pd.ConvNormSequential and type(plain) is pnn.Sequential
+    for step in range(2):  # twice: the second step starts from updated running statistics
+        outs = []
+        for net in (fused, plain):
+            net.train()
+            net.clear_gradients()
+            x = paddle.to_tensor(X)
+            out = net(x)
+            (out * out).sum().backward()
+            grads = {n: p.grad.numpy().copy() for n, p in net.named_parameters() if p.grad is not None}
+            outs.append((out.numpy(), {n: v.numpy().copy() for n, v in net.state_dict().items()}, grads))
+        (f_out, f_state, f_grads), (p_out, p_state, p_grads) = outs
+        np.testing.assert_allclose(f_out, p_out, rtol=1e-5, atol=1e-5)
+        assert set(f_state) == set(p_state)
+        for name in p_state:  # running mean includes the bias, exactly as the plain block's does
+            np.testing.assert_allclose(f_state[name], p_state[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        assert set(f_grads) == set(p_grads)  # the biases keep a gradient (weight decay applies)
+        for name, g in p_grads.items():
+            if name.endswith("bias") and name.split(".")[0] in ("0", "3"):
+                assert np.abs(f_grads[name]).max() == 0.0  # exactly zero: batch norm cancels it
+                assert np.abs(g).max() <= 1e-4 * np.abs(p_grads[name.replace("bias", "weight")]).max()
+            else:
+                np.testing.assert_allclose(f_grads[name], g, rtol=1e-4, atol=1e-4 * np.abs(g).max(), err_msg=name)
+    fused.eval()
+    plain.eval()
+    np.testing.assert_allclose(fused(paddle.to_tensor(X)).numpy(), plain(paddle.to_tensor(X)).numpy(),
+                               rtol=1e-5, atol=1e-5)

@@ -8,12 +8,13 @@ the biased batch variance where torch uses the unbiased one (corrected in :class
 from __future__ import annotations
 
 import sys
-import warnings
 from collections import OrderedDict
 
 import numpy as np
 import paddle
 from paddle import nn
+from paddle.nn import functional as F
+from paddle.nn.functional import batch_norm
 
 from multissd.backends.paddle import boxes
 from multissd.classifier import ClassifierMixin
@@ -58,26 +59,63 @@ def sigmoid(x):
 
 class BatchNorm2D(nn.BatchNorm2D):
     """``paddle.nn.BatchNorm2D`` with torch's conventions: ``momentum`` as torch's, and the running
-    variance updated with the unbiased batch variance (paddle uses the biased one)."""
+    variance updated with the unbiased batch variance (paddle uses the biased one).
+
+    ``forward(x, shift)`` normalises ``x + shift`` for a ``(C,)`` ``shift`` (the bias of the
+    convolution before it) without adding ``shift`` to the ``(B, C, H, W)`` activations when
+    training: batch statistics cancel a per-channel constant, so the output is the same, the
+    running mean gets ``shift`` added as it would have (torch's update of the mean of
+    ``x + shift``), and ``shift``'s gradient is its exact value, zero, through a ``(C,)`` product.
+    Eager paddle adds a bias as a separate broadcast and reduces its gradient back over
+    ``(B, H, W)``: a quarter of the TinySSD training step on a CPU, which this path takes away.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__(num_features, momentum=1 - momentum, epsilon=eps)
         self._torch_momentum = momentum
 
-    def forward(self, x):
+    def forward(self, x, shift=None):
         if not self.training:
-            return super().forward(x)
+            if shift is not None:
+                x = x + shift.reshape([1, -1, 1, 1])
+            return batch_norm(x, self._mean, self._variance, weight=self.weight, bias=self.bias,
+                              training=False, epsilon=self._epsilon)
         previous = self._variance.clone()
-        with warnings.catch_warnings():  # paddle warns on every training call that it tracks statistics
-            warnings.filterwarnings("ignore", message="When training, we now always track")
-            out = super().forward(x)
+        # The shift enters through batch norm's (C,) bias times zero: its exact gradient.
+        bias = self.bias if shift is None else self.bias + 0.0 * shift
+        out = batch_norm(x, self._mean, self._variance, weight=self.weight, bias=bias, training=True,
+                         momentum=self._momentum, epsilon=self._epsilon)
         n = x.shape[0] * x.shape[2] * x.shape[3]
-        if n > 1:
-            with paddle.no_grad():
-                m = self._torch_momentum
+        with paddle.no_grad():
+            m = self._torch_momentum
+            if shift is not None:  # the running mean of x + shift, as torch's update gives it
+                self._mean.set_value(self._mean + m * shift)
+            if n > 1:
                 biased = (self._variance - (1 - m) * previous) / m  # recovered from paddle's update
                 self._variance.set_value((1 - m) * previous + m * biased * (n / (n - 1)))
         return out
+
+
+class ConvNormSequential(nn.Sequential):
+    """``nn.Sequential`` whose ``Conv2D`` followed by :class:`BatchNorm2D` hands the convolution's
+    bias to the batch norm as its ``shift`` instead of adding it (same layers, names and weights)."""
+
+    def forward(self, x):
+        layers = list(self._sub_layers.values())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if (type(following) is BatchNorm2D and isinstance(layer, nn.Conv2D) and layer.bias is not None
+                    and layer._padding_mode == "zeros"):
+                x = following(F.conv2d(x, layer.weight, None, stride=layer._stride, padding=layer._padding,
+                                       dilation=layer._dilation, groups=layer._groups,
+                                       data_format=layer._data_format), shift=layer.bias)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +154,7 @@ def down_sample_blk(in_channels, out_channels, spec=None):
         blk.append(nn.ReLU())
         in_channels = out_channels
     blk.append(nn.MaxPool2D(2))
-    return nn.Sequential(*blk)
+    return ConvNormSequential(*blk)
 
 
 @implements
