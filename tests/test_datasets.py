@@ -360,3 +360,16 @@ def test_coco_image_size_must_match_the_file_R51(tmp_path):
     (root / "annotations" / "instances_train2017.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"image 'a.png': the file .*a.png is 100x50 but the annotations say 120x50"):
         load_splits(str(root))
+
+
+def test_example_image_frames_two_fruits_in_the_books_dog_and_cat_boxes():
+    """The docs' stand-in for catdog.jpg: same size, and the book's two boxes each hold a fruit."""
+    from multissd.data import example_image
+
+    img, boxes, names = example_image()
+    assert img.shape == (561, 728, 3) and img.dtype == np.uint8
+    assert names == ["banana", "apple"]
+    book = np.array([[60, 45, 378, 516], [400, 112, 655, 493]], np.float64)  # the book's dog and cat
+    np.testing.assert_allclose(boxes, book, atol=2.5)  # each fruit's own extent (pixels half covered)
+    again, _, _ = example_image()
+    np.testing.assert_array_equal(img, again)  # deterministic
