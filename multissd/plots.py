@@ -52,7 +52,10 @@ def draw_boxes(ax, boxes, labels=None, color="w", text_color="k") -> None:
 
 def show_bboxes(axes, bboxes, labels=None, colors=("b", "g", "r", "m", "c")) -> None:
     """The book's ``show_bboxes``: corner boxes ``(N, 4)`` in pixels on a matplotlib axis, each in
-    the next of ``colors`` (cycled), with optional labels (black text on white boxes, else white)."""
+    the next of ``colors`` (cycled), with optional labels (black text on white boxes, else white).
+    A single label or colour may be given as a string, as the book's ``_make_list`` allows."""
+    labels = [labels] if isinstance(labels, str) else labels
+    colors = [colors] if isinstance(colors, str) else colors
     for i, bbox in enumerate(np.reshape(bboxes, (-1, 4))):
         color = colors[i % len(colors)]
         label = [labels[i]] if labels is not None and i < len(labels) else None

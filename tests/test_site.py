@@ -1,8 +1,10 @@
-"""The built documentation site as a browser loads it: no broken internal link, image or anchor, and
-no Sphinx role shown as text (tools/check_site.py; screenshots by hand with --screenshots)."""
+"""The built documentation site as a browser loads it: no broken internal link, image or anchor, no
+Sphinx role shown as text, and (where Chromium is installed) every formula typeset and the linked
+tabs switching together (tools/check_site.py; screenshots by hand with --screenshots)."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +39,27 @@ def test_built_site_has_no_broken_link_and_no_literal_role(tmp_path):
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=ROOT, check=True,
                    capture_output=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
     assert check_site.check(site) == []
+
+
+def test_the_browser_findings_that_count_as_problems():
+    fine = dict(before=["NumPy", "NumPy", "Other"], after=["Paddle", "Paddle", "Other"], formulas=3, typeset=3)
+    assert check_site._page_problems("anchors", fine) == []
+    broken = dict(before=["NumPy", "NumPy"], after=["Paddle", "NumPy"], formulas=3, typeset=1)
+    assert check_site._page_problems("nms", broken) == [
+        "nms: 2 of 3 formulas not typeset",
+        "nms: after clicking Paddle the tab sets show ['Paddle', 'NumPy']",
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="needs Chromium (Debian: apt-get install -y chromium)")
+def test_in_a_headless_browser_formulas_render_and_linked_tabs_switch_together(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=ROOT, check=True,
+                   capture_output=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+    with check_site.serve(site) as base_url:
+        seen = check_site.probe(site, "anchors", base_url)
+    assert seen["formulas"] >= 3 and seen["typeset"] == seen["formulas"]
+    assert len(seen["before"]) >= 3 and set(seen["after"]) == {"Paddle"}
+    assert check_site.browser_problems(site) == []

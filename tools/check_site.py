@@ -5,17 +5,25 @@
 
 Every internal link (``href``) and image (``src``) of every page must lead to a file of the site, and
 a link's ``#anchor`` to an ``id`` on its page; no page may show a Sphinx role (``:func:``,
-``:class:``, ...) as text. With ``--screenshots`` (needs Debian's ``chromium``), each chapter page
-is rendered headless to a PNG.
+``:class:``, ...) as text. With ``--browser`` (needs Debian's ``chromium``), each page is also
+loaded headless with its scripts running: every formula must be typeset by MathJax (no raw TeX
+left), and clicking one "Paddle" tab must switch every linked tab set of the page to Paddle. With
+``--screenshots``, each chapter page is rendered headless to a PNG.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import html
+import json
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -82,11 +90,100 @@ def check(site: Path) -> list[str]:
     return problems
 
 
-def screenshots(site: Path, out: Path, pages=PAGES) -> list[Path]:
-    """Render each page of ``pages`` headless with Chromium (1280 x 2400) into ``out``."""
+# Appended to a copy of a page: once the page's scripts ran, count the formulas MathJax typeset,
+# click the first "Paddle" tab, and record which tab every tab set shows, on <body data-probe>.
+_PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const shown = () => [...document.querySelectorAll(".tabbed-set")].map(set => {
+    const inputs = [...set.querySelectorAll(":scope > input")];
+    const labels = [...set.querySelectorAll(":scope > .tabbed-labels > label")];
+    const i = inputs.findIndex(x => x.checked);
+    return i < 0 || !labels[i] ? "?" : labels[i].textContent.trim();
+  });
+  const before = shown();
+  const paddle = [...document.querySelectorAll(".tabbed-labels > label")].find(l => l.textContent.trim() === "Paddle");
+  if (paddle) paddle.click();
+  setTimeout(() => {
+    const math = [...document.querySelectorAll(".arithmatex")];
+    document.body.setAttribute("data-probe", JSON.stringify({
+      before, after: shown(), formulas: math.length,
+      typeset: math.filter(m => m.querySelector("mjx-container")).length}));
+  }, 1000);
+}, 3000));
+</script>"""
+
+
+def _browser() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise RuntimeError("Chromium is not installed (Debian: apt-get install -y chromium)")
+    return browser
+
+
+@contextlib.contextmanager
+def serve(site: Path):
+    """Serve ``site`` over HTTP on a free local port while the block runs; yields the base URL.
+    (Material links its tab sets through the page's storage, which a ``file://`` page lacks.)"""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def probe(site: Path, name: str, base_url: str) -> dict:
+    """Load page ``name`` of ``site`` (served at ``base_url``) headless with its scripts and return
+    what :data:`_PROBE` recorded: ``before``/``after`` (the tab each tab set shows before and after
+    clicking a "Paddle" tab), ``formulas`` and ``typeset`` (how many of them MathJax rendered)."""
+    page = Path(site) / name / "index.html"
+    copy = page.with_name("_probe.html")
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    try:
+        dom = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                              "--dump-dom", f"{base_url}/{name}/_probe.html"],
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+    finally:
+        copy.unlink()
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    if found is None:
+        raise RuntimeError(f"{name}: the page's scripts did not finish in the headless browser")
+    return json.loads(html.unescape(found.group(1)))
+
+
+def browser_problems(site: Path) -> list[str]:
+    """Problems a reader's browser would show: formulas left as TeX, linked tabs that do not follow."""
+    problems = []
+    with serve(site) as base_url:
+        for page in sorted(Path(site).glob("*/index.html")):
+            name = page.parent.name
+            if "tabbed-set" in (text := page.read_text(encoding="utf-8")) or "arithmatex" in text:
+                problems += _page_problems(name, probe(site, name, base_url))
+    return problems
+
+
+def _page_problems(name: str, seen: dict) -> list[str]:
+    """What :func:`probe` saw on page ``name`` that a reader would call broken."""
+    problems = []
+    if seen["typeset"] != seen["formulas"]:
+        problems.append(f"{name}: {seen['formulas'] - seen['typeset']} of {seen['formulas']} formulas not typeset")
+    linked = [after for before, after in zip(seen["before"], seen["after"]) if before in ("NumPy", "PyTorch", "Paddle")]
+    if any(after != "Paddle" for after in linked):
+        problems.append(f"{name}: after clicking Paddle the tab sets show {linked}")
+    return problems
+
+
+def screenshots(site: Path, out: Path, pages=PAGES) -> list[Path]:
+    """Render each page of ``pages`` headless with Chromium (1280 x 2400) into ``out``."""
+    browser = _browser()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in pages:
@@ -101,9 +198,13 @@ def screenshots(site: Path, out: Path, pages=PAGES) -> list[Path]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("site", help="the folder mkdocs built")
+    p.add_argument("--browser", action="store_true",
+                   help="also load every page in headless Chromium: formulas typeset, linked tabs switch together")
     p.add_argument("--screenshots", default=None, help="also render the chapter pages to PNGs in this folder")
     args = p.parse_args(argv)
     problems = check(Path(args.site))
+    if args.browser:
+        problems += browser_problems(Path(args.site))
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problems in {args.site}")

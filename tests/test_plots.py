@@ -1,0 +1,35 @@
+"""The book's drawing helpers: what they put on a matplotlib axis."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from multissd.plots import show_bboxes  # noqa: E402
+
+
+def _drawn(labels, colors):
+    fig, ax = plt.subplots()
+    show_bboxes(ax, np.array([[10, 10, 50, 60], [20, 30, 90, 95]], np.float32), labels, colors)
+    rects = [(p.get_x(), p.get_y(), matplotlib.colors.to_hex(p.get_edgecolor())) for p in ax.patches]
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    return rects, texts
+
+
+def test_show_bboxes_one_label_and_colour_as_strings_like_the_book():
+    # The book's prediction section passes '%.2f' % score and 'w': one label, one colour.
+    rects, texts = _drawn("0.47", "w")
+    assert texts == ["0.47"]  # the whole string, not its first character
+    assert [r[2] for r in rects] == ["#ffffff", "#ffffff"]
+    rects, texts = _drawn(None, "lime")
+    assert texts == [] and [r[2] for r in rects] == ["#00ff00", "#00ff00"]
+
+
+def test_show_bboxes_cycles_colours_and_labels_each_box():
+    rects, texts = _drawn(["dog", "cat"], ("b", "g", "r"))
+    assert texts == ["dog", "cat"]
+    assert [r[:2] for r in rects] == [(10.0, 10.0), (20.0, 30.0)]
+    assert [r[2] for r in rects] == ["#0000ff", "#008000"]
