@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+sys.path.insert(0, str(DOCS.parent / "tools"))  # page_notebooks: the pages as notebooks
 FIGURES = DOCS / "figures"
 TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
 _TAB = re.compile(r'^=== "([^"]+)"\s*$')
@@ -128,6 +129,39 @@ def run_page(page: Path, backend: str | None, workdir: Path) -> int:
         os.chdir(old)
         np.set_printoptions(**printing)
     return ran
+
+
+def run_notebook(page: Path, backend: str | None, workdir: Path) -> int:
+    """Run ``page``'s notebook for ``backend`` (``tools/page_notebooks.py``) in a Jupyter kernel in
+    ``workdir``, as a reader who downloaded it would; returns how many code cells ran. Its code
+    cells must be the page's blocks for ``backend``, and each one's printed output the page's.
+    Raises ``AssertionError`` naming the page and line otherwise."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from page_notebooks import notebook
+
+    nb = notebook(page, backend)
+    if (DOCS / "weights").is_dir() and not (workdir / "weights").exists():
+        (workdir / "weights").symlink_to(DOCS / "weights")
+    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    blocks = [block for block in parse(page) if block.backend in (None, backend)]
+    assert [c.source for c in cells] == [b.code.rstrip("\n") for b in blocks], \
+        f"{page.name} ({backend}): the notebook's code cells are not the page's blocks"
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        ran = next((i for i, c in enumerate(cells) if any(o.output_type == "error" for o in c.get("outputs", []))), 0)
+        raise AssertionError(f"{page.name}:{blocks[ran].line} ({backend}, notebook): {error}") from error
+    for cell, block in zip(cells, blocks):
+        if block.output is None:
+            continue
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+        got = [line.rstrip() for line in text.rstrip().splitlines()]
+        want = [line.rstrip() for line in block.output.rstrip().splitlines()]
+        assert got == want, (f"{page.name}:{block.line} ({backend}, notebook) printed\n" + "\n".join(got) +
+                             "\nbut the page shows\n" + "\n".join(want))
+    return len(cells)
 
 
 def pages() -> list[Path]:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKENDS
-from doc_pages import DOCS, FIGURES, TABS, backends_of, figures_of, pages, parse, run_page
+from doc_pages import DOCS, FIGURES, TABS, backends_of, figures_of, pages, parse, run_notebook, run_page
 
 from multissd import backends
 
+HAS_JUPYTER = all(importlib.util.find_spec(m) is not None for m in ("nbclient", "nbformat", "ipykernel"))
 RUNS = [pytest.param(page, backend, id=f"{page.stem}-{backend or 'all'}")
         for page in pages() for backend in backends_of(parse(page))]
 
@@ -26,7 +27,9 @@ def test_page_runs_on_its_backend(page, backend, tmp_path, monkeypatch):
         pytest.skip("the page's code uses every backend")
     monkeypatch.setenv("MULTISSD_DATA", str(tmp_path / "cache"))
     blocks = [b for b in parse(page) if b.backend in (None, backend)]
-    assert run_page(page, backend, tmp_path) == len(blocks)
+    # The page runs as its downloadable notebook (a Jupyter kernel), or in-process without Jupyter.
+    run = run_notebook if HAS_JUPYTER else run_page
+    assert run(page, backend, tmp_path) == len(blocks)
     for name in figures_of(page):
         assert (tmp_path / name).is_file(), f"{page.name} shows figures/{name}, which its code did not draw"
         assert (FIGURES / name).is_file(), f"docs/figures/{name} is missing: run python tests/doc_pages.py"
@@ -79,3 +82,42 @@ def test_a_figure_names_the_backend_that_draws_it(tmp_path):
     assert figures_of(page) == {"a.png": None, "b.png": "torch"}
     training = figures_of(DOCS / "training.md")
     assert training["training_curves.png"] == "torch"  # the curves of a run that trained, not NumPy's point
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nbformat") is None, reason="needs nbformat (docs or test extra)")
+def test_page_as_notebook_keeps_one_tab_drops_outputs_and_figures(tmp_path):
+    from page_notebooks import notebook, notebook_name, page_backends
+
+    page = tmp_path / "page.md"
+    page.write_text('# Title\n\n!!! info "In the book"\n    [14.7 SSD](https://d2l.ai)\n\nProse with '
+                    '[a link](other.md).\n\n```python\nx = 1\n```\n\n=== "NumPy"\n\n    Numpy words.\n\n'
+                    '    ```python\n    print(x + 1)\n    ```\n\n    ```text\n    2\n    ```\n\n=== "PyTorch"\n\n'
+                    '    ```python\n    print(x + 2)\n    ```\n\n![A figure](figures/f.png){ data-drawn-by="torch" }\n\n'
+                    'After.\n')
+    assert page_backends(page) == ["numpy", "torch"]
+    assert notebook_name(page, "torch") == "page-torch.ipynb" and notebook_name(page, None) == "page.ipynb"
+    nb = notebook(page, "numpy")
+    cells = [(c.cell_type, c.source) for c in nb.cells[1:]]
+    assert cells == [("markdown", "# Title\n\n> **In the book**\n> [14.7 SSD](https://d2l.ai)\n\nProse with "
+                                  "[a link](other.md)."),
+                     ("code", "x = 1"), ("markdown", "Numpy words."), ("code", "print(x + 1)"),
+                     ("markdown", "After.")]
+    assert "the NumPy tab" in nb.cells[0].source and nb.metadata.kernelspec.name == "python3"
+    assert [c.source for c in notebook(page, "torch").cells if c.cell_type == "code"] == ["x = 1", "print(x + 2)"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
+def test_built_site_offers_each_page_as_a_notebook_per_backend(tmp_path):
+    import json
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=DOCS.parent, check=True,
+                   capture_output=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    for page in pages():
+        for backend in backends_of(parse(page)):
+            name = f"{page.stem}-{backend}.ipynb" if backend else f"{page.stem}.ipynb"
+            nb = json.loads((site / "notebooks" / name).read_text())
+            code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+            assert code == [b.code.rstrip("\n") for b in parse(page) if b.backend in (None, backend)], name
+            html = (site / ("" if page.stem == "index" else page.stem) / "index.html").read_text()
+            assert f'href="{"" if page.stem == "index" else "../"}notebooks/{name}"' in html, (page.name, name)
