@@ -33,12 +33,14 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from multissd import checks
 from multissd.dispatch import Contract
+from multissd.types import ArrayLike, Device, Tensor
 
 BOXES = Contract("boxes")
 """The box contract: every backend's ``boxes.py`` implements :data:`CONTRACT` in this order."""
@@ -114,7 +116,7 @@ def _box_convert_args(boxes, in_fmt, out_fmt):
 # ---------------------------------------------------------------------------------------------
 
 @BOXES.on_active()
-def asarray(x, dtype=None):
+def asarray(x: ArrayLike, dtype: str | None = None) -> Tensor:
     """A tensor of the *active* backend holding the data of ``x``.
 
     Args:
@@ -128,7 +130,7 @@ def asarray(x, dtype=None):
 
 
 @BOXES.on_tensors()
-def to_numpy(x):
+def to_numpy(x: Tensor) -> np.ndarray:
     """A ``numpy.ndarray`` with the data of ``x``, a tensor of any backend (same shape and dtype;
     torch/paddle tensors are detached and moved to the host)."""
 
@@ -138,7 +140,7 @@ def to_numpy(x):
 # ---------------------------------------------------------------------------------------------
 
 @BOXES.on_tensors(checks.boxes_args)
-def box_corner_to_center(boxes):
+def box_corner_to_center(boxes: Tensor) -> Tensor:
     """Convert boxes from ``(xmin, ymin, xmax, ymax)`` to ``(cx, cy, w, h)``.
 
     Args:
@@ -150,7 +152,7 @@ def box_corner_to_center(boxes):
 
 
 @BOXES.on_tensors(checks.boxes_args)
-def box_center_to_corner(boxes):
+def box_center_to_corner(boxes: Tensor) -> Tensor:
     """Convert boxes from ``(cx, cy, w, h)`` to ``(xmin, ymin, xmax, ymax)``.
 
     Args:
@@ -162,7 +164,7 @@ def box_center_to_corner(boxes):
 
 
 @BOXES.on_tensors(_box_convert_args)
-def box_convert(boxes, in_fmt, out_fmt):
+def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     """Convert boxes between the formats ``"xyxy"`` (corners), ``"xywh"`` (top-left corner, width,
     height) and ``"cxcywh"`` (centre, width, height).
 
@@ -176,7 +178,7 @@ def box_convert(boxes, in_fmt, out_fmt):
 
 
 @BOXES.on_tensors(checks.box_area_args)
-def box_area(boxes):
+def box_area(boxes: Tensor) -> Tensor:
     """Areas of ``(xmin, ymin, xmax, ymax)`` boxes.
 
     Args:
@@ -189,7 +191,7 @@ def box_area(boxes):
 
 
 @BOXES.on_tensors(checks.prior_args)
-def multibox_prior(data, sizes, ratios):
+def multibox_prior(data: Tensor, sizes: Sequence[float], ratios: Sequence[float]) -> Tensor:
     """Anchor boxes centred on every pixel of a feature map (the book's ``multibox_prior``).
 
     Args:
@@ -207,7 +209,7 @@ def multibox_prior(data, sizes, ratios):
 
 
 @BOXES.on_tensors(checks.box_iou_args)
-def box_iou(boxes1, boxes2):
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise intersection over union (Jaccard index).
 
     Args:
@@ -222,7 +224,8 @@ def box_iou(boxes1, boxes2):
 
 
 @BOXES.on_tensors(checks.assign_args)
-def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5):
+def assign_anchor_to_bbox(ground_truth: Tensor, anchors: Tensor, device: Device = None,
+                          iou_threshold: float = 0.5) -> Tensor:
     """Match anchors to ground-truth boxes for one image (the book's ``assign_anchor_to_bbox``).
 
     First every anchor whose best IoU with a ground-truth box is ``>= iou_threshold`` takes that box
@@ -245,7 +248,7 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
 
 
 @BOXES.on_tensors(checks.offset_boxes_args)
-def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
+def offset_boxes(anchors: Tensor, assigned_bb: Tensor, coding: OffsetCoding = BOOK_OFFSETS) -> Tensor:
     """Encode boxes as offsets from anchors (the book's ``offset_boxes``).
 
     Args:
@@ -260,7 +263,8 @@ def offset_boxes(anchors, assigned_bb, coding=BOOK_OFFSETS):
 
 
 @BOXES.on_tensors(checks.target_args)
-def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, matching="book"):
+def multibox_target(anchors: Tensor, labels: Tensor, iou_threshold: float = 0.5, coding: OffsetCoding = BOOK_OFFSETS,
+                    matching: str = "book") -> tuple[Tensor, Tensor, Tensor]:
     """Label anchors with classes and box offsets from ground truth (the book's ``multibox_target``).
 
     Matching is :func:`assign_anchor_to_bbox` per image (``matching="book"``) or the fastai lesson's
@@ -290,7 +294,7 @@ def multibox_target(anchors, labels, iou_threshold=0.5, coding=BOOK_OFFSETS, mat
 
 
 @BOXES.on_tensors(checks.offset_inverse_args)
-def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
+def offset_inverse(anchors: Tensor, offset_preds: Tensor, coding: OffsetCoding = BOOK_OFFSETS) -> Tensor:
     """Decode predicted offsets into corner boxes (the book's ``offset_inverse``).
 
     Args:
@@ -305,7 +309,7 @@ def offset_inverse(anchors, offset_preds, coding=BOOK_OFFSETS):
 
 
 @BOXES.on_tensors(checks.nms_args)
-def nms(boxes, scores, iou_threshold):
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Greedy non-maximum suppression (the book's ``nms``).
 
     Boxes are visited in order of decreasing score (a stable sort: equal scores keep the lower index
@@ -322,7 +326,8 @@ def nms(boxes, scores, iou_threshold):
 
 
 @BOXES.on_tensors(checks.soft_nms_args)
-def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="linear"):
+def soft_nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.3, sigma: float = 0.5, min_score: float = 1e-3,
+             method: str = "linear") -> tuple[Tensor, Tensor]:
     """Soft-NMS (Bodla et al., 2017; the decays of MMCV's ``soft_nms``): overlapping boxes lose
     score instead of being dropped.
 
@@ -348,8 +353,8 @@ def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method
 
 
 @BOXES.on_tensors(checks.detection_args)
-def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
-                       pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
+def multibox_detection(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor, nms_threshold: float = 0.5,
+                       pos_threshold: float = BOOK_POS_THRESHOLD, coding: OffsetCoding = BOOK_OFFSETS) -> Tensor:
     """Turn class probabilities and offsets into detections (the book's ``multibox_detection``).
 
     Per image: each anchor's best non-background class and its probability (``conf``), decoded
@@ -374,7 +379,7 @@ def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
 
 
 @BOXES.on_tensors(checks.batched_nms_args)
-def batched_nms(boxes, scores, idxs, iou_threshold):
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """Per-class non-maximum suppression (torchvision's ``batched_nms``): :func:`nms` within each
     class, boxes of different classes never suppress each other.
 
@@ -391,9 +396,11 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
 
 
 @BOXES.on_tensors(checks.per_class_detection_args)
-def multibox_detection_per_class(cls_probs, offset_preds, anchors, score_threshold=SCORE_THRESHOLD,
-                                 nms_threshold=NMS_THRESHOLD, topk_candidates=TOPK_CANDIDATES,
-                                 detections_per_image=DETECTIONS_PER_IMAGE, coding=BOOK_OFFSETS):
+def multibox_detection_per_class(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor,
+                                 score_threshold: float = SCORE_THRESHOLD, nms_threshold: float = NMS_THRESHOLD,
+                                 topk_candidates: int = TOPK_CANDIDATES,
+                                 detections_per_image: int = DETECTIONS_PER_IMAGE,
+                                 coding: OffsetCoding = BOOK_OFFSETS) -> list[dict[str, Tensor]]:
     """Detections as the detection libraries post-process SSD (torchvision's ``SSD`` defaults),
     beside the book's class-agnostic :func:`multibox_detection`.
 
@@ -432,7 +439,8 @@ LESSON_IOU_THRESHOLD = 0.4
 
 
 @BOXES.on_active(checks.grid_anchor_args)
-def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
+def grid_anchors(grids: Sequence[int] = LESSON_GRIDS, zooms: Sequence[float] = LESSON_ZOOMS,
+                 ratios: Sequence[tuple[float, float]] = LESSON_RATIOS) -> tuple[Tensor, Tensor, Tensor]:
     """The fastai lesson's anchors: square grids of cells, ``K = len(zooms) * len(ratios)`` anchors
     per cell (a sibling of :func:`multibox_prior`), as tensors of the active backend.
 
@@ -452,7 +460,7 @@ def grid_anchors(grids=LESSON_GRIDS, zooms=LESSON_ZOOMS, ratios=LESSON_RATIOS):
 
 
 @BOXES.on_tensors(checks.actn_to_bb_args)
-def actn_to_bb(actn, anchors, grid_sizes):
+def actn_to_bb(actn: Tensor, anchors: Tensor, grid_sizes: Tensor) -> Tensor:
     """The lesson's "tweak 1": box activations read through ``tanh`` (``actn_to_bb``).
 
     A box's centre moves from its anchor's by ``tanh(a) / 2`` of a grid cell (at most half a cell)
@@ -470,7 +478,8 @@ def actn_to_bb(actn, anchors, grid_sizes):
 
 
 @BOXES.on_tensors(checks.assign_args)
-def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOLD):
+def map_to_ground_truth(ground_truth: Tensor, anchors: Tensor,
+                        iou_threshold: float = LESSON_IOU_THRESHOLD) -> Tensor:
     """The lesson's matching for one image (its ``map_to_ground_truth`` and ``pos = overlap > 0.4``).
 
     Each box first takes its best anchor (ties: lower anchor), which counts as an overlap of 1.99;

@@ -142,7 +142,8 @@ def read_settings(weights: Path) -> RunSettings:
     return RunSettings(tuple(int(s) for s in size) if size else None, config.get("class_names"), config)
 
 
-def open_model(weights, backend: str | None = None, engine: str | None = None, device: str = "auto"):
+def open_model(weights: str | Path, backend: str | None = None, engine: str | None = None,
+               device: str = "auto") -> Runner:
     """A :class:`Runner` for the model in ``weights``.
 
     ``engine``: ``None`` -- ``"onnxruntime"`` for an ``.onnx`` file, else the backend; ``"onnxruntime"``

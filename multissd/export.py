@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from multissd import cli
@@ -87,7 +88,8 @@ def finish(path: Path, entries: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def export_onnx(weights, out=None, backend: str = "torch", image_size=None, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(weights: str | Path, out: str | Path | None = None, backend: str = "torch",
+                image_size: int | tuple[int, int] | None = None, opset: int = DEFAULT_OPSET) -> Path:
     """Export the TinySSD in the weights file ``weights`` to ONNX with ``backend``'s exporter.
 
     Args:
@@ -125,7 +127,8 @@ def export_onnx(weights, out=None, backend: str = "torch", image_size=None, opse
     return out
 
 
-def compare_with_numpy(onnx_file, weights, batches=(1, 8), seed: int = 0) -> dict[str, float]:
+def compare_with_numpy(onnx_file: str | Path, weights: str | Path, batches: Sequence[int] = (1, 8),
+                       seed: int = 0) -> dict[str, float]:
     """ONNX Runtime's outputs on random images against the NumPy backend's eval-mode forward of
     ``weights``: per output (``anchors``, ``cls_preds``, ``bbox_preds``) the largest absolute
     difference over ``batches``, divided by the output's largest magnitude."""

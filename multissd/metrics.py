@@ -17,6 +17,7 @@ the boxes: the ranges (32**2, 96**2) assume pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,7 +176,8 @@ def _match(iou, pair_start, d_start, d_count, g_start, g_count, gt_ignore, gt_cr
     return matched
 
 
-def mean_average_precision(preds, targets, iou_thresholds=None, box_format: str = "xyxy") -> dict:
+def mean_average_precision(preds: Sequence[dict[str, np.ndarray]], targets: Sequence[dict[str, np.ndarray]],
+                           iou_thresholds: Sequence[float] | None = None, box_format: str = "xyxy") -> dict:
     """COCO mAP (as pycocotools) and VOC2007 11-point AP@0.5 of detections against ground truth.
 
     Args:

@@ -12,10 +12,19 @@ without background), so ``C = Q + 1``. The model itself is described once, as da
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from multissd import checks
 from multissd.dispatch import Contract
+from multissd.types import Layer, Tensor
+
+if TYPE_CHECKING:  # annotations only (multissd.model imports this module's contract)
+    import numpy as np
+
+    from multissd.classifier import ClassifierSpec
+    from multissd.model import TinySSDSpec
 
 REDUCTIONS = ("none", "mean", "sum")
 CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
@@ -115,7 +124,7 @@ implements = NN.implements
 # ---------------------------------------------------------------------------------------------
 
 @NN.on_active()
-def cls_predictor(num_inputs, num_anchors, num_classes):
+def cls_predictor(num_inputs: int, num_anchors: int, num_classes: int) -> Layer:
     """The class predictor of one scale: a 3x3 convolution, padding 1.
 
     ``(B, num_inputs, H, W) -> (B, num_anchors * (num_classes + 1), H, W)``: for each location, the
@@ -124,23 +133,23 @@ def cls_predictor(num_inputs, num_anchors, num_classes):
 
 
 @NN.on_active()
-def bbox_predictor(num_inputs, num_anchors):
+def bbox_predictor(num_inputs: int, num_anchors: int) -> Layer:
     """The box predictor of one scale: ``(B, num_inputs, H, W) -> (B, num_anchors * 4, H, W)``."""
 
 
 @NN.on_tensors()
-def flatten_pred(pred):
+def flatten_pred(pred: Tensor) -> Tensor:
     """``(B, ch, H, W) -> (B, H * W * ch)``, channels last so each location's predictions are contiguous."""
 
 
 @NN.on_tensors()
-def concat_preds(preds):
+def concat_preds(preds: Sequence[Tensor]) -> Tensor:
     """Flatten each scale's predictions and concatenate them: list of ``(B, ch_i, H_i, W_i)`` ->
     ``(B, sum_i H_i * W_i * ch_i)``."""
 
 
 @NN.on_active()
-def down_sample_blk(in_channels, out_channels, spec=None):
+def down_sample_blk(in_channels: int, out_channels: int, spec: TinySSDSpec | None = None) -> Layer:
     """Two ``[3x3 conv (padding 1), batch norm, ReLU]`` then a 2x2 max pool: halves H and W.
 
     ``(B, in_channels, H, W) -> (B, out_channels, H // 2, W // 2)``. ``spec`` (a
@@ -149,7 +158,7 @@ def down_sample_blk(in_channels, out_channels, spec=None):
 
 
 @NN.on_active()
-def base_net(spec=None):
+def base_net(spec: TinySSDSpec | None = None) -> Layer:
     """The base network: down-sample blocks ``3 -> 16 -> 32 -> 64`` (``spec.base_channels``).
 
     ``(B, 3, H, W) -> (B, 64, H // 8, W // 8)``.
@@ -157,20 +166,21 @@ def base_net(spec=None):
 
 
 @NN.on_active()
-def get_blk(i, spec=None):
+def get_blk(i: int, spec: TinySSDSpec | None = None) -> Layer:
     """Stage ``i`` of TinySSD: 0 the base network, then down-sample blocks (to 128 channels), and
     the last a global max pool to ``(B, 128, 1, 1)``."""
 
 
 @NN.on_tensors()
-def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+def blk_forward(X: Tensor, blk: Layer, size: Sequence[float], ratio: Sequence[float], cls_predictor: Layer,
+                bbox_predictor: Layer) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run one stage: ``Y = blk(X)``, its anchors ``multibox_prior(Y, size, ratio)`` ``(1, H*W*K, 4)``,
     class predictions ``(B, K*C, H, W)`` and box predictions ``(B, K*4, H, W)``; returns
     ``(Y, anchors, cls_preds, bbox_preds)``."""
 
 
 @NN.on_active()
-def TinySSD(num_classes=1, spec=None, seed=0):
+def TinySSD(num_classes: int = 1, spec: TinySSDSpec | None = None, seed: int = 0) -> Layer:
     """The book's TinySSD as a native model of the active backend (``torch.nn.Module``,
     ``paddle.nn.Layer``, or a NumPy model with forward passes only).
 
@@ -187,7 +197,7 @@ def TinySSD(num_classes=1, spec=None, seed=0):
 
 
 @NN.on_active()
-def Classifier(spec, seed=0):
+def Classifier(spec: ClassifierSpec, seed: int = 0) -> Layer:
     """The fastai lesson's first models on TinySSD's base network, as a native model of the active
     backend: the largest object (a class and a box) or a multi-label classifier, as
     :class:`multissd.classifier.ClassifierSpec` says.
@@ -207,13 +217,13 @@ def Classifier(spec, seed=0):
 # ---------------------------------------------------------------------------------------------
 
 @NN.on_tensors()
-def get_weights(net):
+def get_weights(net: Layer) -> dict[str, np.ndarray]:
     """Every parameter and batch-norm statistic of ``net`` as float32 NumPy arrays, by neutral name
     (:meth:`multissd.TinySSDSpec.parameters`), in the spec's order."""
 
 
 @NN.on_tensors(checks.set_weights_args)
-def set_weights(net, weights):
+def set_weights(net: Layer, weights: dict[str, np.ndarray]) -> None:
     """Copy NumPy arrays into ``net`` by neutral name. ``weights`` must hold exactly the spec's names
     with the spec's shapes; otherwise ``ValueError`` naming the first mismatching parameter."""
 
@@ -223,7 +233,7 @@ def set_weights(net, weights):
 # ---------------------------------------------------------------------------------------------
 
 @NN.on_tensors(_class_loss_args)
-def cross_entropy(logits, labels, reduction="mean"):
+def cross_entropy(logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy from a log-sum-exp (finite for logits of any size).
 
     Args:
@@ -233,13 +243,15 @@ def cross_entropy(logits, labels, reduction="mean"):
 
 
 @NN.on_tensors(_class_loss_args)
-def focal_loss(logits, labels, alpha=0.25, gamma=2.0, reduction="mean"):
+def focal_loss(logits: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0,
+               reduction: str = "mean") -> Tensor:
     """Softmax focal loss ``-alpha * (1 - p_t)**gamma * log(p_t)`` (the book's exercise), shapes as
     :func:`cross_entropy`; ``alpha=1, gamma=0`` is cross-entropy."""
 
 
 @NN.on_tensors(_class_loss_args)
-def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
+def binary_focal_loss(logits: Tensor, labels: Tensor, alpha: float = -1.0, gamma: float = 0.0,
+                      reduction: str = "mean") -> Tensor:
     """Binary cross-entropy without a background column (the fastai lesson), optionally focal.
 
     Args:
@@ -254,13 +266,14 @@ def binary_focal_loss(logits, labels, alpha=-1.0, gamma=0.0, reduction="mean"):
 
 
 @NN.on_tensors(_reduction_args)
-def smooth_l1_loss(preds, targets, sigma=1.0, reduction="mean"):
+def smooth_l1_loss(preds: Tensor, targets: Tensor, sigma: float = 1.0, reduction: str = "mean") -> Tensor:
     """The book's smooth L1: ``(sigma x)**2 / 2`` if ``|x| < 1/sigma**2``, else ``|x| - 0.5/sigma**2``,
     ``x = preds - targets`` elementwise; ``reduction`` as :func:`cross_entropy`."""
 
 
 @NN.on_tensors(checks.loss_args)
-def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=BOOK_LOSS):
+def calc_loss(cls_preds: Tensor, cls_labels: Tensor, bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor,
+              config: LossConfig = BOOK_LOSS) -> Tensor:
     """The multibox loss per image (the book's ``calc_loss`` with its exercises, see :class:`LossConfig`).
 
     Args:
@@ -281,7 +294,7 @@ def _head_args(head, **_):
 
 
 @NN.on_tensors(_head_args)
-def class_probabilities(cls_preds, head="softmax"):
+def class_probabilities(cls_preds: Tensor, head: str = "softmax") -> Tensor:
     """Class probabilities from class logits, as the model's head reads them.
 
     Args:
@@ -297,7 +310,7 @@ def class_probabilities(cls_preds, head="softmax"):
 
 
 @NN.on_tensors(_head_args)
-def cls_eval(cls_preds, cls_labels, head="softmax"):
+def cls_eval(cls_preds: Tensor, cls_labels: Tensor, head: str = "softmax") -> float:
     """Number of anchors whose predicted class equals the label, as a Python float (the book's).
 
     The predicted class is the arg-max of the logits ``(B, A, C)`` for a softmax head (the book's);
@@ -307,7 +320,7 @@ def cls_eval(cls_preds, cls_labels, head="softmax"):
 
 
 @NN.on_tensors()
-def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+def bbox_eval(bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor) -> float:
     """Sum of ``|bbox_labels - bbox_preds|`` over matched anchors, as a Python float (the book's)."""
 
 
