@@ -6,10 +6,7 @@ framework. The rules in :mod:`multissd.checks` are what check the values themsel
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Union
-
-import numpy as np
+from typing import Any
 
 Tensor = Any
 """An array of the backend in use: ``numpy.ndarray``, ``torch.Tensor`` or ``paddle.Tensor`` (a
@@ -27,7 +24,4 @@ Device = Any
 """Where a backend puts tensors: a ``torch.device``, a device string such as ``"cpu"`` or
 ``"cuda"``, or ``None`` for the backend's default."""
 
-Floats = Union[float, Sequence[float]]
-"""One number, or a sequence of them (sizes, ratios)."""
-
-__all__ = ["Tensor", "ArrayLike", "Layer", "Device", "Floats", "np"]
+__all__ = ["Tensor", "ArrayLike", "Layer", "Device"]
