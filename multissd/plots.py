@@ -134,39 +134,57 @@ def plot_pr_curves(result: dict, class_names, path) -> Path:
 
 
 def plot_bench(rows: list[dict], path) -> Path:
-    """Horizontal bars: each implementation's speed-up over the book's code (log scale), per
-    measurement, with the goal marked where there is one."""
+    """Horizontal bars: each implementation's speed-up over the book's code (log scale), grouped
+    under a heading per measurement, with the goal marked where there is one. Narrow and tall, with
+    short labels, so that it stays readable on a phone's screen."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.transforms import blended_transform_factory
+
     rows = [row for row in rows if row["ratio"]]
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 2.0), dpi=120)
-    labels = [f"{row['what']} | {row['implementation']}" for row in rows]
-    ratios = [row["ratio"] for row in rows]
+    groups = list(dict.fromkeys(row["what"] for row in rows))  # measurements, in table order
+    # y positions from the top: each group a heading line, then its bars
+    places, headings, y = [], [], 0.0
+    for what in groups:
+        headings.append((y, what))
+        y -= 1.0
+        for row in rows:
+            if row["what"] == what:
+                places.append((y, row))
+                y -= 1.0
+        y -= 0.3
+    fig, ax = plt.subplots(figsize=(4.6, 0.27 * (len(places) + len(groups)) + 2.3), dpi=130)
+
     def colour(row):
         if "baseline" in row["implementation"] or "defaults" in row["implementation"]:
             return "0.6"  # a reference, not a result
         target = row["goal"] if row["goal"] is not None else 1.0  # without a goal: faster than the book or not
         return "tab:green" if row["ratio"] >= target else ("tab:red" if row["goal"] is not None else "tab:orange")
 
-    colours = [colour(row) for row in rows]
-    y = np.arange(len(rows))[::-1]
-    ax.barh(y, ratios, color=colours)
-    for yi, row in zip(y, rows):
+    ys = [yi for yi, _ in places]
+    ratios = [row["ratio"] for _, row in places]
+    ax.barh(ys, ratios, color=[colour(row) for _, row in places], height=0.8)
+    for yi, row in places:
         if row["goal"]:
-            ax.plot([row["goal"]] * 2, [yi - 0.4, yi + 0.4], "k-", lw=2)
-        ax.text(row["ratio"], yi, f" {row['ratio']:.1f}x", va="center", fontsize=7)
-    ax.set_yticks(y, labels, fontsize=7)
+            ax.plot([row["goal"]] * 2, [yi - 0.45, yi + 0.45], "k-", lw=2)
+        ax.text(row["ratio"], yi, f" {row['ratio']:.1f}x", va="center", fontsize=7.5)
+    ax.set_yticks(ys, [row["implementation"].replace(" (baseline)", "") for _, row in places], fontsize=7.5)
+    to_axes_x = blended_transform_factory(ax.transAxes, ax.transData)
+    for yi, what in headings:
+        ax.text(-0.02, yi, what, transform=to_axes_x, ha="right", va="center", fontsize=8, fontweight="bold")
+    ax.set_ylim(y + 0.5, 0.8)
     ax.set_xscale("log")
-    ax.set_xlim(right=max(ratios) * 2.2)  # room for the last bar's "N.Nx"
+    ax.set_xlim(right=max(ratios) * 3)  # room for the last bar's "N.Nx"
     ax.axvline(1, color="k", lw=0.8)
-    ax.set_xlabel("speed-up over the book's code, measured in the same run (log scale)", fontsize=8)
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    legend = [Patch(color="tab:green", label="meets its goal, or faster than the book (no goal)"),
+    ax.tick_params(axis="x", labelsize=7.5)
+    ax.set_xlabel("speed-up over the book's code", fontsize=8)
+    legend = [Patch(color="tab:green", label="meets its goal (or, with none, beats the book)"),
               Patch(color="tab:red", label="misses its goal"), Patch(color="tab:orange", label="slower than the book"),
-              Patch(color="0.6", label="a reference (the book, paddle's defaults)"),
+              Patch(color="0.6", label="the book's code, or paddle's defaults"),
               Line2D([], [], color="k", lw=2, label="the goal")]
-    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.09 * 12 / max(12, len(rows)) + 0.02, 1, 1))
+    fig.legend(handles=legend, loc="lower center", ncol=1, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.95 / fig.get_figheight(), 1, 1))
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)

@@ -33,3 +33,22 @@ def test_show_bboxes_cycles_colours_and_labels_each_box():
     assert texts == ["dog", "cat"]
     assert [r[:2] for r in rects] == [(10.0, 10.0), (20.0, 30.0)]
     assert [r[2] for r in rects] == ["#0000ff", "#008000"]
+
+
+def test_bench_chart_is_narrow_with_a_heading_per_measurement(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from multissd import plots
+
+    texts = []
+    real_text = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text",
+                        lambda self, x, y, s, *a, **k: texts.append(s) or real_text(self, x, y, s, *a, **k))
+    rows = [dict(what="training step", implementation="book, torch eager (baseline)", ratio=1.0, goal=None),
+            dict(what="training step", implementation="multissd paddle", ratio=0.5, goal=0.6),
+            dict(what="multibox_target, 8 objects/image", implementation="multissd torch", ratio=12.0, goal=10.0)]
+    path = plots.plot_bench(rows, tmp_path / "bench.png")
+    width, height = Image.open(path).size
+    assert width <= 600 < height  # portrait: about 360 px wide on a phone keeps 8-point text legible
+    assert "training step" in texts and "multibox_target, 8 objects/image" in texts  # headings
+    assert " 0.5x" in texts and " 12.0x" in texts

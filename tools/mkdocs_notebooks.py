@@ -34,8 +34,9 @@ def on_files(files, config):
 def _box(page: Path) -> list[str]:
     links = " · ".join(f"[{TAB_NAMES.get(backend, 'all backends')}](notebooks/{notebook_name(page, backend)}){{ download }}"
                        for backend in page_backends(page))
+    what = "this page's code for one backend" if page_backends(page) != [None] else "this page's code"
     return ['!!! tip "Run this page as a notebook"',
-            f"    {links}: this page's code for one backend, in Jupyter (made from the page; the tests run it).", ""]
+            f"    {links}: {what}, in Jupyter (made from the page; the tests run it).", ""]
 
 
 def on_page_markdown(markdown, page, config, files):
