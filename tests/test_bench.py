@@ -21,7 +21,7 @@ def test_tiny_bench_writes_its_table_json_and_chart(tmp_path, capsys):
     assert report["batch_size"] == 2 and report["image_size"] == 64
     whats = {row["what"] for row in report["rows"]}
     assert {"training step", "multibox_target, 8 objects/image", "multibox_detection per image, batch 1",
-            "inference, 1 image (model + detection)"} <= whats
+            "multibox_detection, the book's example input", "inference, 1 image (model + detection)"} <= whats
     impls = {row["implementation"] for row in report["rows"]}
     assert {"book, torch (baseline)", "multissd torch", "multissd numpy"} <= impls
     for row in report["rows"]:
@@ -36,9 +36,12 @@ def test_summary_ratios_and_goals():
     results = {"train_book": {"median_s": 4.0}, "train_torch": {"median_s": 1.6, "flops": 1e9},
                "train_paddle": {"median_s": 8.0},
                "boxes_book": {"target_1": {"median_s": 0.2}, "target_8": {"median_s": 1.0},
-                              "detection_1": {"per_image_s": 2.0}, "inference": {"median_s": 1.0}},
+                              "detection_1": {"per_image_s": 2.0}, "detection_example": {"median_s": 1.0},
+                              "inference": {"median_s": 1.0}},
                "boxes_torch": {"target_1": {"median_s": 0.01}, "target_8": {"median_s": 0.2},
-                               "detection_1": {"per_image_s": 0.05}, "inference": {"median_s": 0.5}}}
+                               "detection_1": {"per_image_s": 0.05}, "detection_example": {"median_s": 0.04},
+                               "inference": {"median_s": 0.5}},
+               "boxes_paddle": {"target_8": {"median_s": 0.5}, "detection_1": {"per_image_s": 1.0}}}
     rows = {(row["what"], row["implementation"]): row for row in bench.summarise(results)}
     assert rows[("training step", "multissd torch")]["ratio"] == pytest.approx(2.5)
     assert rows[("training step", "multissd paddle")]["ratio"] == pytest.approx(0.5)
@@ -50,6 +53,25 @@ def test_summary_ratios_and_goals():
     assert "MISSED" in line("training step", "multissd paddle ")
     assert "MISSED" in line("multibox_target, 8", "multissd torch")
     assert ("training step", "multissd paddle, paddle's defaults") not in rows  # not measured: no row
+    # goals per backend (issue #20): paddle's target 3x, paddle's detection 1.5x, torch's example 20x
+    assert rows[("multibox_target, 8 objects/image", "multissd paddle")]["goal"] == 3.0
+    assert "MISSED" in line("multibox_target, 8", "multissd paddle")
+    assert rows[("multibox_detection per image, batch 1", "multissd paddle")]["goal"] == 1.5
+    assert line("multibox_detection per image, batch 1", "multissd paddle").rstrip().endswith("ok")
+    assert rows[("multibox_detection per image, batch 1", "multissd torch")]["goal"] is None
+    example = rows[("multibox_detection, the book's example input", "multissd torch")]
+    assert example["ratio"] == pytest.approx(25.0) and example["goal"] == 20.0
+
+
+def test_example_detection_input_is_like_the_books():
+    import numpy as np
+
+    probs, offsets = bench.example_detection_input(np.random.default_rng(0), 5444)
+    assert probs.shape == (1, 2, 5444) and offsets.shape == (1, 4 * 5444) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+    assert 280 <= (probs[0, 1] > 0.5).sum() <= 300  # the 300 raised anchors, nearly all of them
+    assert 900 <= (probs[0, 1] >= 0.01).sum() <= 1300  # candidates above the book's score floor
+    assert abs(offsets.std() - 0.3) < 0.01
 
 
 def test_worker_that_fails_is_reported_not_fatal(tmp_path, monkeypatch):

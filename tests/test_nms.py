@@ -61,6 +61,18 @@ def test_nms_cross_backend_R21(other, ref, thr, seed):
     assert not (0 in actual and 999 in actual)  # the pair just above the threshold is suppressed
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_on_a_grid_of_tied_scores_and_ious_cross_backend(other, ref, seed):
+    """Boxes snapped to an 1/8 grid (duplicates, IoUs exactly 1/3, 1/2 ...) with scores in quarters:
+    every backend's NMS (paddle's C++ kernel included) keeps the reference's boxes in its order."""
+    rng = np.random.default_rng(seed)
+    for n, thr in ((300, 1 / 3), (300, 0.5), (60, 0.25), (1, 0.5)):
+        xy = rng.uniform(0, 1, (n, 2))
+        boxes = (np.round(np.concatenate([xy, xy + rng.uniform(0.05, 0.4, (n, 2))], 1) * 8) / 8).astype(np.float32)
+        scores = (np.round(rng.uniform(0, 1, n) * 4) / 4).astype(np.float32)
+        assert_same(run_nms(other, boxes, scores, thr), ref.nms(boxes, scores, thr))
+
+
 @pytest.mark.parametrize("thr", [0.2, 0.5, 0.8])
 def test_nms_pair_just_above_threshold_is_suppressed_R21(backend, thr):
     boxes, scores = boxes_with_iou(np.random.default_rng(0), 1000, thr)

@@ -6,7 +6,8 @@ with the interpreter's defaults, multissd with what ``multissd.train`` sets up (
 memory, paddle using every core -- see :mod:`multissd.host`). All read the same inputs from an
 ``.npz`` written by the parent: ``images`` (B, 3, S, S) float32 in 0..255, ``labels_1`` (B, 1, 5)
 and ``labels_8`` (B, 8, 5) normalised, the model output ``anchors`` (1, A, 4), ``cls_probs``
-(B, 2, A) and ``bbox_preds`` (B, 4A), and ``weights`` (the neutral weights of the model that made
+(B, 2, A) and ``bbox_preds`` (B, 4A), the book-like detection input ``example_cls_probs``
+(1, 2, A) and ``example_bbox_preds`` (1, 4A), and ``weights`` (the neutral weights of the model that made
 that output, so inference detects the same boxes everywhere).
 """
 from __future__ import annotations
@@ -46,6 +47,8 @@ def _box_cases(impl, inputs, repeat) -> dict:
         result = median_time(lambda probs=probs, preds=preds: detection(probs, preds, anchors), repeat)
         result["per_image_s"] = result["median_s"] / images
         out[f"detection_{images}"] = result
+    probs, preds = to_native(inputs["example_cls_probs"]), to_native(inputs["example_bbox_preds"])
+    out["detection_example"] = median_time(lambda: detection(probs, preds, anchors), repeat)
     return out
 
 

@@ -22,7 +22,6 @@ from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECT
 
 _DISCARDED = -1.0  # IoU written over a matched anchor's row / box's column in greedy matching
 _FORCED = 1.99     # the lesson's overlap of an anchor that is some box's best
-_NMS_BLOCK = 512   # boxes per block in NMS: bounds the IoU matrix held at once to _NMS_BLOCK x N
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,48 +280,23 @@ def nms(boxes, scores, iou_threshold):
 
 
 def _nms(boxes, scores, iou_threshold, groups=None):
+    """Greedy NMS -> int64 indices of the kept boxes by decreasing score (ties: lower index), with
+    suppression only inside a group when ``groups`` (N,) is given. Paddle's own C++ kernel
+    (``paddle.vision.ops.nms`` on boxes already in score order) does the greedy pass: the same
+    kept set as the NumPy reference, tested on ties of scores and of IoUs."""
     if boxes.shape[0] == 0:
         return paddle.zeros([0], dtype="int64")
     order = paddle.argsort(scores, descending=True, stable=True)  # paddle's default sort is unstable
-    sorted_groups = None if groups is None else paddle.gather(groups, order)
-    return paddle.gather(order, _greedy_keep(paddle.gather(boxes, order), iou_threshold, sorted_groups))
-
-
-def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
-    """Greedy NMS over boxes sorted by decreasing score -> int64 indices of the kept ones.
-
-    Box i is kept iff no kept box j < i (of the same group, when ``groups`` (N,) is given)
-    overlaps it by more than the threshold. Within a block the mask is the fixed point of that rule,
-    reached by iterating from "not suppressed by earlier blocks"; every iteration fixes at least the
-    next box, and a fixed point is the unique answer.
-    """
-    num_boxes = int(sorted_boxes.shape[0])
+    sorted_boxes = paddle.gather(boxes, order)                                    # (N, 4) by score
     if groups is None:
-        groups = paddle.zeros([num_boxes], dtype="int64")
-    masks, kept_boxes, kept_groups = [], [], []
-    for start in range(0, num_boxes, _NMS_BLOCK):
-        block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
-        block_groups = groups[start:start + _NMS_BLOCK]                           # (n,)
-        n = int(block.shape[0])
-        free = paddle.ones([n], dtype="bool")
-        if kept_boxes:
-            kept_before = paddle.concat(kept_boxes)                               # (k, 4)
-            same = paddle.concat(kept_groups)[:, None] == block_groups[None, :]   # (k, n)
-            free = ~((_pairwise_iou(kept_before, block) > iou_threshold) & same).any(axis=0)  # (n,)
-        ids = paddle.arange(n)
-        overlaps = ((_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])
-                    & (block_groups[:, None] == block_groups[None, :]))          # (n, n)
-        block_keep = free
-        while True:
-            new_keep = free & ~(overlaps & block_keep[:, None]).any(axis=0)
-            if bool(paddle.equal_all(new_keep, block_keep)):
-                break
-            block_keep = new_keep
-        masks.append(block_keep)
-        if bool(block_keep.any()):
-            kept_boxes.append(block[block_keep])
-            kept_groups.append(block_groups[block_keep])
-    return paddle.nonzero(paddle.concat(masks)).reshape([-1])  # paddle's nonzero is (n, 1)
+        return paddle.gather(order, paddle.vision.ops.nms(sorted_boxes, iou_threshold))
+    sorted_groups = paddle.gather(groups, order)                                  # (N,)
+    kept = []
+    for group in paddle.unique(sorted_groups).tolist():
+        members = paddle.nonzero(sorted_groups == group).reshape([-1])  # positions in score order, rising
+        kept.append(paddle.gather(members, paddle.vision.ops.nms(paddle.gather(sorted_boxes, members),
+                                                                 iou_threshold)))
+    return paddle.gather(order, paddle.sort(paddle.concat(kept)))  # back to score order over all groups
 
 
 @implements
