@@ -135,3 +135,20 @@ def random_labels(rng, batch, max_objects, num_classes=3, pad_rows=0, empty_imag
         labels[b, :n, 1:] = random_boxes(rng, n, min_size=0.05)
     return labels
 
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The documentation built once for the session (``mkdocs build --strict``): ``(site folder,
+    completed process)``; skipped without the docs extra. The checks of the built site share it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs is not installed (extra [docs])")
+    site = tmp_path_factory.mktemp("docs") / "site"
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+                            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return site, result

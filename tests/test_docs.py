@@ -3,9 +3,6 @@ checked; every figure a page shows is drawn by the page's own code; ``mkdocs bui
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -64,16 +61,14 @@ def test_parser_reads_tabs_and_outputs(tmp_path):
         parse(page)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed (extra [docs])")
-def test_mkdocs_build_strict(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                            cwd=DOCS.parent, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+def test_mkdocs_build_strict(built_site):
+    site, result = built_site
     assert result.returncode == 0, result.stderr[-3000:]
-    html = (tmp_path / "site" / "anchors" / "index.html").read_text()
+    html = (site / "anchors" / "index.html").read_text()
     assert 'class="tabbed-set' in html and "PyTorch" in html and "Paddle" in html
-    assert (tmp_path / "site" / "figures" / "anchors.png").is_file()
-    assert "multibox_prior" in (tmp_path / "site" / "api" / "index.html").read_text()
-    assert Path(tmp_path / "site" / "index.html").is_file()
+    assert (site / "figures" / "anchors.png").is_file()
+    assert "multibox_prior" in (site / "api" / "index.html").read_text()
+    assert Path(site / "index.html").is_file()
 
 
 def test_a_figure_names_the_backend_that_draws_it(tmp_path):
@@ -106,13 +101,11 @@ def test_page_as_notebook_keeps_one_tab_drops_outputs_and_figures(tmp_path):
     assert [c.source for c in notebook(page, "torch").cells if c.cell_type == "code"] == ["x = 1", "print(x + 2)"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
-def test_built_site_offers_each_page_as_a_notebook_per_backend(tmp_path):
+def test_built_site_offers_each_page_as_a_notebook_per_backend(built_site):
     import json
 
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=DOCS.parent, check=True,
-                   capture_output=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    site, result = built_site
+    assert result.returncode == 0, result.stderr[-3000:]
     for page in pages():
         for backend in backends_of(parse(page)):
             name = f"{page.stem}-{backend}.ipynb" if backend else f"{page.stem}.ipynb"

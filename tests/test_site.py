@@ -3,9 +3,7 @@ Sphinx role shown as text, and (where Chromium is installed) every formula types
 tabs switching together (tools/check_site.py; screenshots by hand with --screenshots)."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,11 +31,9 @@ def test_the_checker_finds_broken_links_anchors_images_and_roles(tmp_path):
     ])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
-def test_built_site_has_no_broken_link_and_no_literal_role(tmp_path):
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=ROOT, check=True,
-                   capture_output=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+def test_built_site_has_no_broken_link_and_no_literal_role(built_site):
+    site, result = built_site
+    assert result.returncode == 0, result.stderr[-3000:]
     assert check_site.check(site) == []
 
 
@@ -51,13 +47,11 @@ def test_the_browser_findings_that_count_as_problems():
     ]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="needs Chromium (Debian: apt-get install -y chromium)")
-def test_in_a_headless_browser_formulas_render_and_linked_tabs_switch_together(tmp_path):
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-d", str(site)], cwd=ROOT, check=True,
-                   capture_output=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+def test_in_a_headless_browser_formulas_render_and_linked_tabs_switch_together(built_site):
+    site, result = built_site
+    assert result.returncode == 0, result.stderr[-3000:]
     with check_site.serve(site) as base_url:
         seen = check_site.probe(site, "anchors", base_url)
     assert seen["formulas"] >= 3 and seen["typeset"] == seen["formulas"]
