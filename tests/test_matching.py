@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import HAS_TORCH, assert_close, assert_same, random_boxes, random_labels
+from conftest import BACKENDS, HAS_TORCH, assert_close, assert_same, random_boxes, random_labels
 
 # The book's example (section "Labeling Anchor Boxes in Training Data"): a dog and a cat, 5 anchors.
 BOOK_GROUND_TRUTH = np.array([[0, 0.1, 0.08, 0.52, 0.92], [1, 0.55, 0.2, 0.9, 0.88]], dtype=np.float32)
@@ -303,3 +303,27 @@ def test_assign_leaves_its_iou_matrix_alone(name, rng):
     given = box_ops.asarray(jaccard)
     box_ops._assign(given, box_ops.asarray(is_object), 0.5)
     assert_same(box_ops.to_numpy(given), jaccard)
+
+
+@pytest.mark.skipif("paddle" not in BACKENDS, reason="paddle is not installed or not selected")
+def test_paddle_iou_with_anchors_is_the_pairwise_iou_to_the_bit():
+    """Paddle's multibox_target computes IoUs on the anchors' distinct x- and y-intervals and
+    gathers them back: the same numbers as the plain pairwise IoU, for grid anchors (TinySSD's
+    5444), arbitrary anchors, zero-area boxes and anchors (IoU 0, never NaN), in float32 and 64."""
+    import paddle
+
+    from multissd.backends.paddle import boxes as pb
+
+    rng = np.random.default_rng(5)
+    grid = pb.multibox_prior(paddle.zeros([1, 3, 8, 8]), [0.2, 0.3], [1.0, 2.0, 0.5])[0]    # (256, 4)
+    loose = paddle.to_tensor(random_boxes(rng, 300))
+    flat = paddle.to_tensor(np.array([[0.1, 0.1, 0.1, 0.4], [0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6]], np.float32))
+    for anchors in (grid, loose, flat, paddle.concat([grid, flat])):
+        boxes = random_boxes(rng, 4 * 6).reshape(4, 6, 4)
+        boxes[0, :2] = [[0.3, 0.3, 0.3, 0.3], [0.5, 0.5, 0.5, 0.5]]  # zero-area ground truth
+        for dtype in ("float32", "float64"):
+            b, a = paddle.to_tensor(boxes).astype(dtype), anchors.astype(dtype)
+            expected = pb._pairwise_iou(b, a)
+            actual = pb._iou_with_anchors(b, a)
+            assert not bool(paddle.isnan(actual).any())
+            np.testing.assert_array_equal(actual.numpy(), expected.numpy())
