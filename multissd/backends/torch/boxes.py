@@ -316,14 +316,30 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
         ids = torch.arange(block.shape[0], device=block.device)
         overlaps = ((_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])
                     & (block_groups[:, None] == block_groups[None, :]))          # (n, n)
-        block_keep = free
-        while True:
-            new_keep = free & ~(overlaps & block_keep[:, None]).any(dim=0)
-            if torch.equal(new_keep, block_keep):
-                break
-            block_keep = new_keep
+        if block.device.type == "cpu":
+            block_keep = _greedy_sweep(overlaps, free)
+        else:  # on an accelerator: whole-block passes, no host round trip per box
+            block_keep = free
+            while True:
+                new_keep = free & ~(overlaps & block_keep[:, None]).any(dim=0)
+                if torch.equal(new_keep, block_keep):
+                    break
+                block_keep = new_keep
         keep[start:start + block.shape[0]] = block_keep
     return torch.nonzero(keep).reshape(-1)
+
+
+def _greedy_sweep(overlaps, free):
+    """The greedy pass over one block on the CPU: ``keep[i]`` = ``free[i]`` and no kept ``j < i``
+    with ``overlaps[j, i]`` (``(n, n)`` bool, upper triangular). One row operation per kept box,
+    in NumPy on the tensors' shared memory: the same answer as the fixed point, without its
+    whole-block passes (a chain of suppressions can take one pass per box)."""
+    over = overlaps.numpy()                                                       # (n, n)
+    keep = free.numpy().copy()                                                    # (n,)
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            keep[i + 1:] &= ~over[i, i + 1:]
+    return torch.from_numpy(keep)
 
 
 @implements
