@@ -165,28 +165,30 @@ def summarise(results: dict) -> list[dict]:
     rows = []
 
     def add(what, impl, seconds, baseline, goal_key=None, note=""):
+        """One row; ``goal_key`` is ``(measurement, backend)`` in :data:`GOALS`, if it has a goal."""
         if seconds is None:
             return
-        backend = impl.split()[1].rstrip(",") if impl.startswith("multissd ") else None
         rows.append(dict(what=what, implementation=impl, seconds=seconds, ratio=_ratio(baseline, seconds),
-                         goal=GOALS.get((goal_key, backend)), note=note))
+                         goal=GOALS.get(goal_key), note=note))
+
+    def label(impl):
+        return "book, torch (baseline)" if impl == "book" else f"multissd {impl}"
 
     get = lambda worker, *keys: _dig(results.get(worker), *keys)
     book_step = get("train_book", "median_s")
     add("training step", "book, torch eager (baseline)", book_step, book_step)
-    add("training step", "multissd torch", get("train_torch", "median_s"), book_step, "train")
+    add("training step", "multissd torch", get("train_torch", "median_s"), book_step, ("train", "torch"))
     compile_first = get("train_torch_compile", "first_s")
     add("training step", "multissd torch --compile", get("train_torch_compile", "median_s"), book_step,
         note=f"first step (compiling) {compile_first:.0f} s" if compile_first else "")
     add("training step", "multissd paddle, paddle's defaults", get("train_paddle_defaults", "median_s"), book_step)
-    add("training step", "multissd paddle", get("train_paddle", "median_s"), book_step, "train")
+    add("training step", "multissd paddle", get("train_paddle", "median_s"), book_step, ("train", "paddle"))
     for objects in (1, 8):
         key = f"target_{objects}"
         base = get("boxes_book", key, "median_s")
         for impl in ("book", *BACKEND_NAMES):
-            add(f"multibox_target, {objects} object{'s' * (objects > 1)}/image",
-                "book, torch (baseline)" if impl == "book" else f"multissd {impl}",
-                get(f"boxes_{impl}", key, "median_s"), base, key)
+            add(f"multibox_target, {objects} object{'s' * (objects > 1)}/image", label(impl),
+                get(f"boxes_{impl}", key, "median_s"), base, (key, impl))
     detection_keys = sorted((k for k in (results.get("boxes_book") or {})
                              if k.startswith("detection_") and k.split("_")[1].isdigit()),
                             key=lambda k: int(k.split("_")[1]))
@@ -194,19 +196,17 @@ def summarise(results: dict) -> list[dict]:
         images = int(key.split("_")[1])
         base = get("boxes_book", key, "per_image_s")
         for impl in ("book", *BACKEND_NAMES):
-            add(f"multibox_detection per image, batch {images}",
-                "book, torch (baseline)" if impl == "book" else f"multissd {impl}",
-                get(f"boxes_{impl}", key, "per_image_s"), base, "detection_per_image")
+            add(f"multibox_detection per image, batch {images}", label(impl),
+                get(f"boxes_{impl}", key, "per_image_s"), base, ("detection_per_image", impl))
     base = get("boxes_book", "detection_example", "median_s")
     for impl in ("book", *BACKEND_NAMES):
-        add("multibox_detection, the book's example input", "book, torch (baseline)" if impl == "book"
-            else f"multissd {impl}", get(f"boxes_{impl}", "detection_example", "median_s"), base, "detection_example")
+        add("multibox_detection, the book's example input", label(impl),
+            get(f"boxes_{impl}", "detection_example", "median_s"), base, ("detection_example", impl))
     for key, what, value in (("inference", "inference, 1 image (model + detection)", "median_s"),
                              ("inference_batch", "inference per image, whole batch", "per_image_s")):
         base = get("boxes_book", key, value)
         for impl, worker in INFERENCE_WORKERS.items():
-            add(what, "book, torch (baseline)" if impl == "book" else f"multissd {impl}", get(worker, key, value),
-                base)
+            add(what, label(impl), get(worker, key, value), base)
     return rows
 
 
