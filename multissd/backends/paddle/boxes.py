@@ -150,7 +150,16 @@ def _pairwise_iou(boxes1, boxes2):
     widths = (paddle.minimum(x2a, x2b) - paddle.maximum(x1a, x1b)).clip(min=0)         # (..., N, M)
     heights = (paddle.minimum(y2a, y2b) - paddle.maximum(y1a, y1b)).clip(min=0)        # (..., N, M)
     inter_areas = widths * heights                                                    # (..., N, M)
-    union_areas = areas1[..., :, None] + areas2[..., None, :] - inter_areas           # (..., N, M)
+    return _over_union(inter_areas, areas1[..., :, None], areas2[..., None, :])
+
+
+def _over_union(inter_areas, areas1, areas2):
+    """``inter / (areas1 + areas2 - inter)``, 0 where that union is 0 (never NaN); ``areas1`` and
+    ``areas2`` broadcast against ``inter_areas``. When every area of either side is positive, no
+    union can be 0 and the guard (three more passes over the matrix) is skipped."""
+    union_areas = areas1 + areas2 - inter_areas
+    if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):
+        return inter_areas / union_areas
     nonempty = union_areas > 0
     return paddle.where(nonempty, inter_areas / paddle.where(nonempty, union_areas, 1.0), 0.0)
 
@@ -171,12 +180,7 @@ def _iou_with_anchors(boxes, anchors):
     heights = (paddle.minimum(y2, y_spans[:, 1]) - paddle.maximum(y1, y_spans[:, 0])).clip(min=0)  # (B, G, Uy)
     inter_areas = (paddle.index_select(widths, x_of.reshape([-1]), axis=2)
                    * paddle.index_select(heights, y_of.reshape([-1]), axis=2))           # (B, G, A)
-    areas1, areas2 = _area(boxes), _area(anchors)                                      # (B, G), (A,)
-    union_areas = areas1[..., None] + areas2 - inter_areas                              # (B, G, A)
-    if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):  # every union is positive: no 0 / 0
-        return inter_areas / union_areas
-    nonempty = union_areas > 0
-    return paddle.where(nonempty, inter_areas / paddle.where(nonempty, union_areas, 1.0), 0.0)
+    return _over_union(inter_areas, _area(boxes)[..., None], _area(anchors))          # (B, G, 1), (A,)
 
 
 @implements
