@@ -26,9 +26,8 @@ import numpy as np
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 sys.path.insert(0, str(DOCS.parent / "tools"))  # page_notebooks: the pages as notebooks
+from page_notebooks import TAB_HEADER, TABS  # noqa: E402  (the tab names, defined once)
 FIGURES = DOCS / "figures"
-TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
-_TAB = re.compile(r'^=== "([^"]+)"\s*$')
 _FENCE = re.compile(r"^(\s*)```(\w*)")
 _FIGURE = re.compile(r"!\[[^\]]*\]\(figures/([^)\s]+)\)(?:\{[^}]*data-drawn-by=\"(\w+)\"[^}]*\})?")
 
@@ -51,7 +50,7 @@ def parse(page: Path) -> list[Block]:
     backend, i = None, 0
     while i < len(lines):
         line = lines[i]
-        tab = _TAB.match(line)
+        tab = TAB_HEADER.match(line)
         if tab:
             if tab.group(1) not in TABS:
                 raise ValueError(f"{page.name}:{i + 1}: unknown tab {tab.group(1)!r}; expected one of {list(TABS)}")
@@ -119,10 +118,7 @@ def run_page(page: Path, backend: str | None, workdir: Path) -> int:
                     raise AssertionError(f"{page.name}:{block.line} ({backend}): {type(error).__name__}: "
                                          f"{error}") from error
             if block.output is not None:
-                got = [line.rstrip() for line in out.getvalue().rstrip().splitlines()]
-                want = [line.rstrip() for line in block.output.rstrip().splitlines()]
-                assert got == want, (f"{page.name}:{block.line} ({backend}) printed\n" + "\n".join(got) +
-                                     "\nbut the page shows\n" + "\n".join(want))
+                assert_prints(page, block, str(backend), out.getvalue())
             plt.close("all")
             ran += 1
     finally:
@@ -154,14 +150,20 @@ def run_notebook(page: Path, backend: str | None, workdir: Path) -> int:
         ran = next((i for i, c in enumerate(cells) if any(o.output_type == "error" for o in c.get("outputs", []))), 0)
         raise AssertionError(f"{page.name}:{blocks[ran].line} ({backend}, notebook): {error}") from error
     for cell, block in zip(cells, blocks):
-        if block.output is None:
-            continue
-        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-        got = [line.rstrip() for line in text.rstrip().splitlines()]
-        want = [line.rstrip() for line in block.output.rstrip().splitlines()]
-        assert got == want, (f"{page.name}:{block.line} ({backend}, notebook) printed\n" + "\n".join(got) +
-                             "\nbut the page shows\n" + "\n".join(want))
+        if block.output is not None:
+            assert_prints(page, block, f"{backend}, notebook",
+                          "".join(o.get("text", "") for o in cell.outputs
+                                  if o.output_type == "stream" and o.name == "stdout"))
     return len(cells)
+
+
+def assert_prints(page: Path, block: Block, how: str, printed: str) -> None:
+    """``printed`` (what ``block`` of ``page`` printed, run as ``how`` says) must be the page's
+    output block, line by line (trailing spaces aside); else an ``AssertionError`` naming the line."""
+    got = [line.rstrip() for line in printed.rstrip().splitlines()]
+    want = [line.rstrip() for line in block.output.rstrip().splitlines()]
+    assert got == want, (f"{page.name}:{block.line} ({how}) printed\n" + "\n".join(got) +
+                         "\nbut the page shows\n" + "\n".join(want))
 
 
 def pages() -> list[Path]:

@@ -104,11 +104,13 @@ def test_page_as_notebook_keeps_one_tab_drops_outputs_and_figures(tmp_path):
 def test_built_site_offers_each_page_as_a_notebook_per_backend(built_site):
     import json
 
+    from page_notebooks import notebook_name
+
     site, result = built_site
     assert result.returncode == 0, result.stderr[-3000:]
     for page in pages():
         for backend in backends_of(parse(page)):
-            name = f"{page.stem}-{backend}.ipynb" if backend else f"{page.stem}.ipynb"
+            name = notebook_name(page, backend)
             nb = json.loads((site / "notebooks" / name).read_text())
             code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
             assert code == [b.code.rstrip("\n") for b in parse(page) if b.backend in (None, backend)], name

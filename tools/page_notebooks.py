@@ -18,14 +18,14 @@ from pathlib import Path
 TABS = {"NumPy": "numpy", "PyTorch": "torch", "Paddle": "paddle"}
 TAB_NAMES = {backend: tab for tab, backend in TABS.items()}
 EXTRAS = {"numpy": "", "torch": "[torch]", "paddle": "[paddle]", None: "[torch,paddle]"}
-_TAB = re.compile(r'^=== "([^"]+)"\s*$')
+TAB_HEADER = re.compile(r'^=== "([^"]+)"\s*$')
 _FENCE = re.compile(r"^```(\w*)")
 _ATTRS = re.compile(r"\)\{[^}]*\}")  # an attribute list after a link or image: ![..](..){ .. }
 
 
 def page_backends(page: Path) -> list[str | None]:
     """The backends of ``page``'s tabs, in tab order; ``[None]`` when it has none (one notebook)."""
-    found = {TABS.get(m.group(1)) for m in map(_TAB.match, page.read_text().splitlines()) if m}
+    found = {TABS.get(m.group(1)) for m in map(TAB_HEADER.match, page.read_text().splitlines()) if m}
     return [b for b in TABS.values() if b in found] or [None]
 
 
@@ -39,7 +39,7 @@ def _lines_for(lines: list[str], backend: str | None):
     dedented, the tab headers gone."""
     tab = None  # the backend of the tab being read, or None at the margin
     for line in lines:
-        header = _TAB.match(line)
+        header = TAB_HEADER.match(line)
         if header:
             tab = TABS.get(header.group(1), header.group(1))
             continue
