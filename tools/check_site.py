@@ -27,6 +27,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from page_notebooks import TABS  # noqa: E402  (the backend tab names, defined once)
+
 ROLE = re.compile(r":(class|func|meth|data|mod|attr):[`<]")
 PAGES = ("training", "labelling", "nms", "performance", "model", "export", "api")
 
@@ -175,7 +178,7 @@ def _page_problems(name: str, seen: dict) -> list[str]:
     problems = []
     if seen["typeset"] != seen["formulas"]:
         problems.append(f"{name}: {seen['formulas'] - seen['typeset']} of {seen['formulas']} formulas not typeset")
-    linked = [after for before, after in zip(seen["before"], seen["after"]) if before in ("NumPy", "PyTorch", "Paddle")]
+    linked = [after for before, after in zip(seen["before"], seen["after"]) if before in TABS]
     if any(after != "Paddle" for after in linked):
         problems.append(f"{name}: after clicking Paddle the tab sets show {linked}")
     return problems

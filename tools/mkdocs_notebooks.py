@@ -32,9 +32,10 @@ def on_files(files, config):
 
 
 def _box(page: Path) -> list[str]:
+    backends = page_backends(page)
     links = " · ".join(f"[{TAB_NAMES.get(backend, 'all backends')}](notebooks/{notebook_name(page, backend)}){{ download }}"
-                       for backend in page_backends(page))
-    what = "this page's code for one backend" if page_backends(page) != [None] else "this page's code"
+                       for backend in backends)
+    what = "this page's code for one backend" if backends != [None] else "this page's code"
     return ['!!! tip "Run this page as a notebook"',
             f"    {links}: {what}, in Jupyter (made from the page; the tests run it).", ""]
 
