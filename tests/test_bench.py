@@ -79,3 +79,34 @@ def test_worker_that_fails_is_reported_not_fatal(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "WORKERS", {"boom": ("numpy", None)})
     assert bench.run_worker("boom", str(tmp_path / "missing.npz"), 1, log=logged.append) is None
     assert "boom: failed" in logged[0]
+
+
+@pytest.mark.skipif("paddle" not in BACKENDS, reason="profiles the paddle training step")
+@pytest.mark.parametrize("mode", [[], ["--before"]])
+def test_paddle_step_profile_prints_its_operator_table(mode):
+    """benchmarks/profile_paddle_step.py (the performance page's before/after operator table) runs
+    and prints a table whose shares add up to at most 100%, convolutions included."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle_step.py"
+    run = subprocess.run([sys.executable, str(script), "--batch-size", "2", "--image-size", "64", "--steps", "1",
+                          "--rows", "40", *mode], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    header = "before (conv adds its bias)" if mode else "multissd"
+    assert "paddle " in run.stdout and f"{header}, batch 2 x 3 x 64 x 64: step" in run.stdout
+    rows = re.findall(r"^\| ([^|]+?) \| (\d+) \| ([\d.]+)% \|$", run.stdout, flags=re.M)
+    assert any(name.startswith("conv2d") for name, _, _ in rows), run.stdout
+    assert 0 < sum(float(share) for _, _, share in rows) <= 100.05
+
+
+def test_paddle_step_profile_refuses_bad_sizes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle_step.py"
+    run = subprocess.run([sys.executable, str(script), "--batch-size", "0"], capture_output=True, text=True)
+    assert run.returncode == 2 and "--batch-size must be at least 1, got 0" in run.stderr
