@@ -82,31 +82,36 @@ def test_worker_that_fails_is_reported_not_fatal(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif("paddle" not in BACKENDS, reason="profiles the paddle training step")
-@pytest.mark.parametrize("mode", [[], ["--before"]])
-def test_paddle_step_profile_prints_its_operator_table(mode):
-    """benchmarks/profile_paddle_step.py (the performance page's before/after operator table) runs
-    and prints a table whose shares add up to at most 100%, convolutions included."""
+@pytest.mark.parametrize("mode", [[], ["--before"], ["--case", "target"]])
+def test_paddle_profile_prints_its_operator_table(mode):
+    """benchmarks/profile_paddle.py (the performance page's operator tables) runs and prints a
+    table whose shares add up to at most 100%: convolutions in the training step, IoU work in
+    multibox_target."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle_step.py"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle.py"
     run = subprocess.run([sys.executable, str(script), "--batch-size", "2", "--image-size", "64", "--steps", "1",
                           "--rows", "40", *mode], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    header = "before (conv adds its bias)" if mode else "multissd"
-    assert "paddle " in run.stdout and f"{header}, batch 2 x 3 x 64 x 64: step" in run.stdout
-    rows = re.findall(r"^\| ([^|]+?) \| (\d+) \| ([\d.]+)% \|$", run.stdout, flags=re.M)
-    assert any(name.startswith("conv2d") for name, _, _ in rows), run.stdout
-    assert 0 < sum(float(share) for _, _, share in rows) <= 100.05
+    what = "multibox_target, 8 objects" if "target" in mode else "training step"
+    header = "before (conv adds its bias)" if "--before" in mode else "multissd"
+    assert f"{what}, {header}, batch 2 x 3 x 64 x 64: " in run.stdout and "ms a call" in run.stdout
+    rows = re.findall(r"^\| ([^|]+?) \| (\d+) \| ([\d.]+) \| ([\d.]+)% \|$", run.stdout, flags=re.M)
+    names = [row[0] for row in rows]
+    assert any(name.startswith("conv2d" if "target" not in mode else "amax") for name in names), run.stdout
+    assert 0 < sum(float(row[3]) for row in rows) <= 100 + 0.05 * len(rows)  # each share rounded to 0.1
 
 
-def test_paddle_step_profile_refuses_bad_sizes():
+def test_paddle_profile_refuses_bad_options():
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle_step.py"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_paddle.py"
     run = subprocess.run([sys.executable, str(script), "--batch-size", "0"], capture_output=True, text=True)
     assert run.returncode == 2 and "--batch-size must be at least 1, got 0" in run.stderr
+    run = subprocess.run([sys.executable, str(script), "--before", "--case", "target"], capture_output=True, text=True)
+    assert run.returncode == 2 and "means nothing with --case target" in run.stderr

@@ -1,14 +1,18 @@
-"""Where a paddle TinySSD training step spends its time: paddle.profiler's operator summary.
+"""Where paddle spends a TinySSD training step's time, or ``multibox_target``'s: paddle.profiler's
+operator summary.
 
-    python benchmarks/profile_paddle_step.py            # multissd's step as it trains
-    python benchmarks/profile_paddle_step.py --before   # each convolution adds its own bias (the
-                                                        # plain Sequential, before #20)
+    python benchmarks/profile_paddle.py                   # multissd's training step as it trains
+    python benchmarks/profile_paddle.py --before          # each convolution adds its own bias (the
+                                                          # plain Sequential, before #20)
+    python benchmarks/profile_paddle.py --case target     # multibox_target, 32 images x 8 objects
 
 One book-recipe training step (by default batch 32, 3 x 256 x 256, one box per image, paddle on every core as
 ``multissd.train`` runs it) is run twice untimed, timed ``--steps`` times, then profiled for
 ``--steps`` steps; the operators are printed by CPU time, with their share of the operators' total
 (forward kernels and the ``...GradNode`` backward nodes are separate rows). The performance page's
-before/after table comes from these two commands on a quiet machine.
+before/after table comes from the first two commands on a quiet machine. ``--case target`` profiles
+``multibox_target`` on the 5444 TinySSD anchors and 32 images of 8 random boxes each, drawn as
+``python -m multissd.bench`` draws the labels it times.
 """
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ import numpy as np
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--case", choices=("step", "target"), default="step",
+                   help="step: one training step (default); target: multibox_target with 8 objects an image")
     p.add_argument("--before", action="store_true",
                    help="run the down-sampling blocks as a plain nn.Sequential (the convolution adds its bias)")
-    p.add_argument("--steps", type=int, default=2, help="steps timed and steps profiled (default 2)")
+    p.add_argument("--steps", type=int, default=2, help="calls timed and calls profiled (default 2)")
     p.add_argument("--rows", type=int, default=12, help="operators printed (default 12)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32, the book's)")
     p.add_argument("--image-size", type=int, default=256, help="image side in pixels (default 256, the book's)")
@@ -30,6 +36,8 @@ def main(argv=None) -> int:
     for name in ("steps", "rows", "batch_size", "image_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.before and args.case != "step":
+        p.error("--before changes the training step's convolutions; it means nothing with --case target")
 
     import paddle
     import paddle.profiler as profiler
@@ -54,8 +62,18 @@ def main(argv=None) -> int:
     net = paddle_nn.TinySSD(num_classes=1, seed=0)
     optimizer = train.make_optimizer(net, 0.2, 5e-4)
 
-    def step():
-        train.train_step(net, optimizer, images, labels, BOOK_LOSS, "cpu")
+    if args.case == "step":
+        def step():
+            train.train_step(net, optimizer, images, labels, BOOK_LOSS, "cpu")
+    else:
+        from multissd.backends.paddle import boxes
+        from multissd.bench.__main__ import _random_labels
+        with paddle.no_grad():
+            anchors = net(images[:1])[0]                                      # (1, A, 4)
+        boxes_8 = paddle.to_tensor(_random_labels(rng, batch, 8))            # (B, 8, 5)
+
+        def step():
+            boxes.multibox_target(anchors, boxes_8)
 
     for _ in range(2):
         step()
@@ -71,12 +89,14 @@ def main(argv=None) -> int:
     prof.stop()
     items = StatisticData(prof.profiler_result.get_data(), prof.profiler_result.get_extra_info()).event_summary.items
     total = sum(item.cpu_time for item in items.values())
-    print(f"paddle {paddle.__version__}, {'before (conv adds its bias)' if args.before else 'multissd'}, "
+    what = "multibox_target, 8 objects" if args.case == "target" else "training step"
+    print(f"paddle {paddle.__version__}, {what}, {'before (conv adds its bias)' if args.before else 'multissd'}, "
           f"batch {batch} x 3 x {size} x {size}: "
-          f"step {seconds:.2f} s (mean of {args.steps}); operators {total / 1e6 / args.steps:.0f} ms a step")
-    print("| operator | ms a step | share |\n| --- | --- | --- |")
+          f"{seconds * 1e3:.1f} ms a call (mean of {args.steps}); operators {total / 1e6 / args.steps:.1f} ms a call")
+    print("| operator | calls | ms a call | share |\n| --- | --- | --- | --- |")
     for name, item in sorted(items.items(), key=lambda kv: -kv[1].cpu_time)[:args.rows]:
-        print(f"| {name} | {item.cpu_time / 1e6 / args.steps:.0f} | {100 * item.cpu_time / total:.1f}% |")
+        print(f"| {name} | {item.call // args.steps} | {item.cpu_time / 1e6 / args.steps:.1f} | "
+              f"{100 * item.cpu_time / total:.1f}% |")
     return 0
 
 
