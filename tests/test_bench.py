@@ -18,6 +18,7 @@ def test_tiny_bench_writes_its_table_json_and_chart(tmp_path, capsys):
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "bench.json").read_text())
     assert (tmp_path / "bench.png").stat().st_size > 1000
+    assert (tmp_path / "bench.md").read_text() == bench.markdown_table(report["rows"]) + "\n"
     assert report["batch_size"] == 2 and report["image_size"] == 64
     whats = {row["what"] for row in report["rows"]}
     assert {"training step", "multibox_target, 8 objects/image", "multibox_detection per image, batch 1",
@@ -115,3 +116,13 @@ def test_paddle_profile_refuses_bad_options():
     assert run.returncode == 2 and "--batch-size must be at least 1, got 0" in run.stderr
     run = subprocess.run([sys.executable, str(script), "--before", "--case", "target"], capture_output=True, text=True)
     assert run.returncode == 2 and "means nothing with --case target" in run.stderr
+
+
+def test_markdown_table_marks_goals_met_and_missed():
+    rows = [dict(what="step", implementation="book", seconds=2.0, ratio=1.0, goal=None, note=""),
+            dict(what="step", implementation="fast", seconds=0.5, ratio=4.0, goal=2.0, note="warm"),
+            dict(what="step", implementation="slow", seconds=0.05, ratio=0.5, goal=0.6, note="")]
+    assert bench.markdown_table(rows).splitlines()[2:] == [
+        "| step | book | 2.000 s | 1.00x |  |",
+        "|  | fast, warm | 0.500 s | **4.00x** | 2x, met |",
+        "|  | slow | 50.00 ms | 0.50x | 0.6x, **missed** |"]

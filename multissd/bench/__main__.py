@@ -8,13 +8,14 @@ Measures (medians over ``--repeat`` runs, each implementation in its own worker 
 settings it runs with on its own): a training step on a 32 x 3 x 256 x 256 batch (the book's
 eager PyTorch loop, multissd on torch eager and compiled, multissd on paddle with paddle's defaults
 and with multissd's settings); ``multibox_target`` for 32 images with 1 and 8 objects; and
-``multibox_detection`` on a model's output for 1 and 32 images, book-style vs multissd on each
-backend; inference latency (model, softmax, detection) for one image and per image of the batch, on
+``multibox_detection`` on a model's output for 1 and 32 images and on an input like the book's
+example (see :func:`example_detection_input`), book-style vs multissd on each backend; inference latency (model, softmax, detection) for one image and per image of the batch, on
 each backend and on ONNX Runtime (the model exported by ``multissd.export``). Ratios are against the
 book's code measured in the same run. The training step's FLOPs over its time, divided by a
 measured float32 matrix-multiply rate, give the fraction of the machine's peak it reaches.
 
-Writes ``bench.json`` and ``bench.png`` (the ratios as bars) into ``--out``.
+Writes ``bench.json``, ``bench.md`` (the table as docs/performance.md shows it) and ``bench.png``
+(the ratios as bars) into ``--out``.
 """
 from __future__ import annotations
 
@@ -230,6 +231,26 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the Markdown table of ``docs/performance.md`` (a test holds the page to the
+    committed ``bench.json``): the measurement named once per group, times, ratios to the book's
+    code, and each goal with whether this run met it."""
+    lines = ["| measurement | implementation | time | vs book | goal |", "| --- | --- | --- | --- | --- |"]
+    previous = None
+    for row in rows:
+        what = "" if row["what"] == previous else row["what"]
+        previous = row["what"]
+        ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "-"
+        goal = row["goal"]
+        if goal is not None and row["ratio"] is not None:
+            met = row["ratio"] >= goal
+            ratio = f"**{ratio}**" if met else ratio
+            goal = f"{goal:g}x, {'met' if met else '**missed**'}"
+        note = f", {row['note']}" if row["note"] else ""
+        lines.append(f"| {what} | {row['implementation']}{note} | {_seconds(row['seconds'])} | {ratio} | {goal or ''} |")
+    return "\n".join(lines)
+
+
 def _seconds(value: float) -> str:
     return f"{value:.3f} s" if value >= 0.1 else f"{value * 1e3:.2f} ms"
 
@@ -273,9 +294,11 @@ def main(argv=None) -> int:
     report = dict(batch_size=args.batch_size, image_size=args.image_size, repeat=args.repeat, inputs=source,
                   machine=_machine(), rows=rows, efficiency=efficiency, raw=results)
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown_table(rows) + "\n")
     from multissd.plots import plot_bench
     plot_bench(rows, out / "bench.png")
-    print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
+    print(f"\nwrote {out / 'bench.json'}, {out / 'bench.md'} (the table for docs/performance.md) and "
+          f"{out / 'bench.png'}")
     return 0
 
 
