@@ -121,6 +121,22 @@ def test_nms_empty_and_single_R24(backend):
     assert_same(run_nms(backend, BOOK_ANCHORS[:1], np.array([0.3], np.float32), 0.5), [0])
 
 
+@pytest.mark.parametrize("thr", [0.0, 0.5])
+def test_empty_boxes_never_suppress_cross_backend(backend, ref, thr):
+    """Two empty boxes at the same point have IoU 0 (0/0 by the formula): neither suppresses the
+    other, even at threshold 0, on every backend and in per-class NMS too; a real overlap still does."""
+    boxes = np.array([[0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.1, 0.1, 0.5, 0.5],
+                      [0.1, 0.1, 0.5, 0.52], [0.6, 0.6, 0.6, 0.9]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32)
+    expected = run_nms(ref, boxes, scores, thr)
+    assert_same(expected, [0, 1, 2, 4])
+    assert_same(run_nms(backend, boxes, scores, thr), expected)
+    groups = np.array([0, 0, 1, 1, 0])
+    kept = host(backend, backend.batched_nms(backend.asarray(boxes), backend.asarray(scores),
+                                             backend.asarray(groups), thr))
+    assert_same(kept, [0, 1, 2, 4])
+
+
 def test_detection_all_below_threshold_R24(backend):
     probs = np.full((2, 3, 4), 0.001, np.float32)
     probs[:, 0] = 0.998

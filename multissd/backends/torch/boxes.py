@@ -304,18 +304,17 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
     next box, and a fixed point is the unique answer.
     """
     num_boxes = sorted_boxes.shape[0]
-    if groups is None:
-        groups = torch.zeros(num_boxes, dtype=torch.int64, device=sorted_boxes.device)
     keep = torch.zeros(num_boxes, dtype=torch.bool, device=sorted_boxes.device)
     for start in range(0, num_boxes, _NMS_BLOCK):
         block = sorted_boxes[start:start + _NMS_BLOCK]                            # (n, 4)
-        block_groups = groups[start:start + _NMS_BLOCK]                           # (n,)
         kept_before = sorted_boxes[:start][keep[:start]]                          # (k, 4)
-        same = groups[:start][keep[:start]][:, None] == block_groups[None, :]     # (k, n)
-        free = ~((_pairwise_iou(kept_before, block) > iou_threshold) & same).any(dim=0)  # (n,)
-        ids = torch.arange(block.shape[0], device=block.device)
-        overlaps = ((_pairwise_iou(block, block) > iou_threshold) & (ids[:, None] < ids[None, :])
-                    & (block_groups[:, None] == block_groups[None, :]))          # (n, n)
+        suppressed = _overlaps(kept_before, block, iou_threshold)                 # (k, n)
+        overlaps = _overlaps(block, block, iou_threshold).triu_(1)                # (n, n): j < i only
+        if groups is not None:  # suppression within a group only
+            block_groups = groups[start:start + _NMS_BLOCK]                       # (n,)
+            suppressed &= groups[:start][keep[:start]][:, None] == block_groups[None, :]
+            overlaps &= block_groups[:, None] == block_groups[None, :]
+        free = ~suppressed.any(dim=0)                                             # (n,)
         if block.device.type == "cpu":
             block_keep = _greedy_sweep(overlaps, free)
         else:  # on an accelerator: whole-block passes, no host round trip per box
@@ -327,6 +326,25 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
                 block_keep = new_keep
         keep[start:start + block.shape[0]] = block_keep
     return torch.nonzero(keep).reshape(-1)
+
+
+def _overlaps(boxes1, boxes2, iou_threshold):
+    """``IoU > iou_threshold`` for ``(N, 4)`` and ``(M, 4)`` boxes -> bool ``(N, M)``: the IoU of
+    :func:`_pairwise_iou`, the same operations, without its NaN-to-0 pass: where both boxes are
+    empty the IoU is 0/0 = NaN, and ``NaN > t`` is False exactly as ``0 > t`` is for the thresholds
+    in [0, 1] that the contract allows."""
+    areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (N,), (M,)
+    x1a, y1a, x2a, y2a = (c.contiguous()[:, None] for c in boxes1.unbind(-1))         # (N, 1) each
+    x1b, y1b, x2b, y2b = (c.contiguous()[None, :] for c in boxes2.unbind(-1))         # (1, M) each
+    inter = torch.minimum(x2a, x2b)                                                    # (N, M)
+    other = torch.maximum(x1a, x1b)
+    inter.sub_(other).clamp_(min=0)                                                    # widths
+    heights = torch.minimum(y2a, y2b, out=other)
+    heights.sub_(torch.maximum(y1a, y1b)).clamp_(min=0)
+    inter.mul_(heights)                                                                # intersection areas
+    union = torch.add(areas1[:, None], areas2[None, :], out=heights)                  # (N, M), reuses it
+    union.sub_(inter)
+    return inter.div_(union) > iou_threshold
 
 
 def _greedy_sweep(overlaps, free):
