@@ -157,7 +157,10 @@ def _pairwise_iou(boxes1, boxes2):
     inter.mul_(heights)                                                                # intersection areas
     union = torch.add(areas1[..., :, None], areas2[..., None, :], out=heights)        # (..., N, M), reuses it
     union.sub_(inter)
-    return torch.nan_to_num_(inter.div_(union), nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
+    iou = inter.div_(union)
+    if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):  # then no union is 0 (anchors, most boxes)
+        return iou
+    return torch.nan_to_num_(iou, nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
 
 
 def _differentiable_iou(boxes1, boxes2):
