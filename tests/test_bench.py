@@ -126,3 +126,20 @@ def test_markdown_table_marks_goals_met_and_missed():
         "| step | book | 2.000 s | 1.00x |  |",
         "|  | fast, warm | 0.500 s | **4.00x** | 2x, met |",
         "|  | slow | 50.00 ms | 0.50x | 0.6x, **missed** |"]
+
+
+def test_performance_page_table_is_the_committed_bench_run():
+    """docs/performance.md's results table is bench.json's rows, as markdown_table writes them: the
+    page and the chart (drawn from the same file) cannot tell two different runs."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rows = json.loads((root / "benchmarks" / "results" / "bench.json").read_text())["rows"]
+    page = (root / "docs" / "performance.md").read_text().splitlines()
+    expected = bench.markdown_table(rows).splitlines()
+    start = page.index(expected[0])
+    table = page[start:start + len(expected)]
+    assert table == expected, "docs/performance.md's table is not benchmarks/results/bench.json's: " \
+                              "paste the table that markdown_table(rows) prints"
+    assert not page[start + len(expected)].startswith("|"), "the page's table has rows bench.json lacks"
