@@ -139,13 +139,21 @@ def box_iou(boxes1, boxes2):
 def _pairwise_iou(boxes1, boxes2):
     """IoU of ``(..., N, 4)`` and ``(..., M, 4)`` corner boxes -> ``(..., N, M)``; 0 where the union is 0.
 
-    Boxes that track gradients get :func:`_differentiable_iou` (the same operations, out of place).
-    Each coordinate is first copied into its own contiguous ``(..., N)`` / ``(..., M)`` vector, so
-    that every broadcast below runs over a contiguous inner axis (vectorised; a strided ``[..., k]``
-    view there is several times slower), and the (..., N, M) intermediates are updated in place
-    where they can be."""
+    Boxes that track gradients get :func:`_differentiable_iou` (the same operations, out of place)."""
     if torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad):
         return _differentiable_iou(boxes1, boxes2)
+    iou, areas1, areas2 = _ratio_iou(boxes1, boxes2)
+    if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):  # then no union is 0 (anchors, most boxes)
+        return iou
+    return torch.nan_to_num_(iou, nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
+
+
+def _ratio_iou(boxes1, boxes2):
+    """``inter / union`` for ``(..., N, 4)`` and ``(..., M, 4)`` boxes -> ``((..., N, M), areas1, areas2)``,
+    NaN (0/0) where both boxes are empty. Each coordinate is first copied into its own contiguous
+    ``(..., N)`` / ``(..., M)`` vector, so that every broadcast below runs over a contiguous inner
+    axis (vectorised; a strided ``[..., k]`` view there is several times slower), and the
+    (..., N, M) intermediates are updated in place where they can be."""
     areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (..., N), (..., M)
     x1a, y1a, x2a, y2a = (c.contiguous()[..., :, None] for c in boxes1.unbind(-1))    # (..., N, 1) each
     x1b, y1b, x2b, y2b = (c.contiguous()[..., None, :] for c in boxes2.unbind(-1))    # (..., 1, M) each
@@ -157,10 +165,7 @@ def _pairwise_iou(boxes1, boxes2):
     inter.mul_(heights)                                                                # intersection areas
     union = torch.add(areas1[..., :, None], areas2[..., None, :], out=heights)        # (..., N, M), reuses it
     union.sub_(inter)
-    iou = inter.div_(union)
-    if bool((areas1 > 0).all()) or bool((areas2 > 0).all()):  # then no union is 0 (anchors, most boxes)
-        return iou
-    return torch.nan_to_num_(iou, nan=0.0)  # 0/0 only where both boxes are empty: IoU 0
+    return inter.div_(union), areas1, areas2
 
 
 def _differentiable_iou(boxes1, boxes2):
@@ -332,22 +337,10 @@ def _greedy_keep(sorted_boxes, iou_threshold, groups=None):
 
 
 def _overlaps(boxes1, boxes2, iou_threshold):
-    """``IoU > iou_threshold`` for ``(N, 4)`` and ``(M, 4)`` boxes -> bool ``(N, M)``: the IoU of
-    :func:`_pairwise_iou`, the same operations, without its NaN-to-0 pass: where both boxes are
-    empty the IoU is 0/0 = NaN, and ``NaN > t`` is False exactly as ``0 > t`` is for the thresholds
-    in [0, 1] that the contract allows."""
-    areas1, areas2 = _area(boxes1), _area(boxes2)                                      # (N,), (M,)
-    x1a, y1a, x2a, y2a = (c.contiguous()[:, None] for c in boxes1.unbind(-1))         # (N, 1) each
-    x1b, y1b, x2b, y2b = (c.contiguous()[None, :] for c in boxes2.unbind(-1))         # (1, M) each
-    inter = torch.minimum(x2a, x2b)                                                    # (N, M)
-    other = torch.maximum(x1a, x1b)
-    inter.sub_(other).clamp_(min=0)                                                    # widths
-    heights = torch.minimum(y2a, y2b, out=other)
-    heights.sub_(torch.maximum(y1a, y1b)).clamp_(min=0)
-    inter.mul_(heights)                                                                # intersection areas
-    union = torch.add(areas1[:, None], areas2[None, :], out=heights)                  # (N, M), reuses it
-    union.sub_(inter)
-    return inter.div_(union) > iou_threshold
+    """``IoU > iou_threshold`` for ``(N, 4)`` and ``(M, 4)`` boxes -> bool ``(N, M)``, without the
+    IoU's NaN-to-0 pass: where both boxes are empty the IoU is 0/0 = NaN, and ``NaN > t`` is False
+    exactly as ``0 > t`` is for the thresholds in [0, 1] that the contract allows."""
+    return _ratio_iou(boxes1, boxes2)[0] > iou_threshold
 
 
 def _greedy_sweep(overlaps, free):
