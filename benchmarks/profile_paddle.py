@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     from paddle.profiler.profiler_statistic import StatisticData
 
     from multissd.backends.paddle import nn as paddle_nn
-    from multissd.backends.paddle import train
+    from multissd.backends.paddle import trainer as train
     from multissd.host import keep_freed_memory
     from multissd.nn import BOOK_LOSS
 

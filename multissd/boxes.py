@@ -56,6 +56,7 @@ PADDING = -1      # class value of a padding row in labels
 NOT_DETECTED = -1  # class_id of a background row in multibox_detection's output
 
 BOOK_POS_THRESHOLD = 0.009999999  # the book's default pos_threshold in multibox_detection
+BOOK_NMS_THRESHOLD = 0.5          # the book's default nms_threshold in multibox_detection (class-agnostic NMS)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class OffsetCoding:
 BOOK_OFFSETS = OffsetCoding()
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+
+SOFT_NMS_METHODS = ("linear", "gaussian")
+"""How ``soft_nms`` decays a score by its box's IoU with a kept box (MMCV's ``soft_nms`` methods)."""
 
 # The detection libraries' SSD post-processing (torchvision's ``SSD``): the defaults of
 # multibox_detection_per_class, and what prediction and evaluation use.
@@ -111,6 +115,12 @@ def _box_convert_args(boxes, in_fmt, out_fmt):
     checks.box_shape(boxes, "boxes", ndim=None)
 
 
+def _soft_nms_args(boxes, scores, iou_threshold, sigma, min_score, method):
+    """The argument rule of :func:`soft_nms`: the inputs of :func:`nms`, ``sigma > 0``,
+    ``min_score >= 0``, a method of :data:`SOFT_NMS_METHODS`."""
+    return checks.soft_nms_args(boxes, scores, iou_threshold, sigma, min_score, method, SOFT_NMS_METHODS)
+
+
 # ---------------------------------------------------------------------------------------------
 # Moving data in and out
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +143,12 @@ def asarray(x: ArrayLike, dtype: str | None = None) -> Tensor:
 def to_numpy(x: Tensor) -> np.ndarray:
     """A ``numpy.ndarray`` with the data of ``x``, a tensor of any backend (same shape and dtype;
     torch/paddle tensors are detached and moved to the host)."""
+
+
+@BOXES.on_tensors()
+def on_host(x: Tensor) -> bool:
+    """Whether the numbers of ``x``, a tensor of any backend, are in host (CPU) memory, where the
+    argument checks can read them without copying from an accelerator and waiting for it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +341,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """
 
 
-@BOXES.on_tensors(checks.soft_nms_args)
+@BOXES.on_tensors(_soft_nms_args)
 def soft_nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.3, sigma: float = 0.5, min_score: float = 1e-3,
              method: str = "linear") -> tuple[Tensor, Tensor]:
     """Soft-NMS (Bodla et al., 2017; the decays of MMCV's ``soft_nms``): overlapping boxes lose
@@ -353,7 +369,7 @@ def soft_nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.3, sigma: f
 
 
 @BOXES.on_tensors(checks.detection_args)
-def multibox_detection(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor, nms_threshold: float = 0.5,
+def multibox_detection(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor, nms_threshold: float = BOOK_NMS_THRESHOLD,
                        pos_threshold: float = BOOK_POS_THRESHOLD, coding: OffsetCoding = BOOK_OFFSETS) -> Tensor:
     """Turn class probabilities and offsets into detections (the book's ``multibox_detection``).
 

@@ -19,7 +19,8 @@ import os
 
 import numpy as np
 
-from multissd.backends._registry import on_host, to_host
+from multissd.errors import InputError, InputTypeError
+from multissd.registry import on_host, to_host
 
 DEVICE_VALUES_ENV = "MULTISSD_CHECK_DEVICE_VALUES"
 """Set to 1 to check the values of tensors on an accelerator too (a debug switch: it syncs with the device)."""
@@ -46,7 +47,7 @@ def shape_of(x, name: str) -> tuple[int, ...]:
     while an exporter traces the model) is kept as it is, so reading the shape does not fix it."""
     shape = getattr(x, "shape", None)
     if shape is None:
-        raise TypeError(f"Expected {name} to be a tensor (numpy, torch or paddle); received {type(x).__name__}")
+        raise InputTypeError(f"Expected {name} to be a tensor (numpy, torch or paddle); received {type(x).__name__}")
     return tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in shape)
 
 
@@ -59,7 +60,7 @@ def box_shape(boxes, name: str, ndim: int | None = 2) -> tuple[int, ...]:
     shape = shape_of(boxes, name)
     if not shape or shape[-1] != 4 or (ndim is not None and len(shape) != ndim):
         expected = "[N, 4]" if ndim == 2 else "[..., 4]"
-        raise ValueError(
+        raise InputError(
             f"Expected {name} of shape {expected} (xmin, ymin, xmax, ymax); received shape {list(shape)}")
     return shape
 
@@ -73,13 +74,13 @@ def box_values(boxes, name: str) -> None:
     finite = np.isfinite(host).all(axis=1)
     if not finite.all():
         i = int(np.argmin(finite))
-        raise ValueError(
+        raise InputError(
             f"{name} contains a non-finite coordinate (nan or inf) in the box at index {i}: "
             f"{_fmt(host[i])}; expected finite (xmin, ymin, xmax, ymax)")
     inverted = (host[:, 2] < host[:, 0]) | (host[:, 3] < host[:, 1])
     if inverted.any():
         i = int(np.argmax(inverted))
-        raise ValueError(
+        raise InputError(
             f"{name} has a box with xmax < xmin or ymax < ymin at index {i}: {_fmt(host[i])}; "
             f"expected (xmin, ymin, xmax, ymax) with xmin <= xmax and ymin <= ymax")
 
@@ -93,7 +94,7 @@ def positive_size_boxes(boxes, name: str) -> None:
     bad = ~np.isfinite(host).all(axis=1) | ~(host[:, 2] > host[:, 0]) | ~(host[:, 3] > host[:, 1])
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(
+        raise InputError(
             f"{name} must have finite coordinates and positive width and height; the box at index {i} "
             f"is {_fmt(host[i])}")
 
@@ -106,7 +107,7 @@ def target_labels(labels) -> tuple[int, int]:
     """
     shape = shape_of(labels, "labels")
     if len(shape) != 3 or shape[-1] != 5:
-        raise ValueError(
+        raise InputError(
             "Expected target labels of shape [B, G, 5] with rows [class, xmin, ymin, xmax, ymax] "
             f"(class -1 for padding); received shape {list(shape)}")
     host = host_values(labels)
@@ -117,7 +118,7 @@ def target_labels(labels) -> tuple[int, int]:
     bad_cls = ~finite_cls | (np.where(finite_cls, cls, 0) != np.round(np.where(finite_cls, cls, 0))) | (cls < -1)
     if bad_cls.any():
         b, g = np.argwhere(bad_cls)[0]
-        raise ValueError(
+        raise InputError(
             f"labels[{b}, {g}] has class {cls[b, g]!r}; expected an integer class >= 0, or -1 for a "
             f"padding row")
     objects = cls >= 0
@@ -125,7 +126,7 @@ def target_labels(labels) -> tuple[int, int]:
     bad = objects & (~np.isfinite(box).all(-1) | ~(box[..., 2] > box[..., 0]) | ~(box[..., 3] > box[..., 1]))
     if bad.any():
         b, g = np.argwhere(bad)[0]
-        raise ValueError(
+        raise InputError(
             f"All bounding boxes should have positive height and width. Found invalid box "
             f"{_fmt(box[b, g])} for target at index {b} (row {g} of labels)")
     return shape[0], shape[1]
@@ -135,7 +136,7 @@ def anchor_boxes(anchors, name: str = "anchors") -> int:
     """Check anchors ``(1, A, 4)`` or ``(A, 4)`` with positive sizes; returns ``A``."""
     shape = shape_of(anchors, name)
     if not (len(shape) == 2 or (len(shape) == 3 and shape[0] == 1)) or shape[-1] != 4:
-        raise ValueError(f"Expected {name} of shape [1, A, 4] or [A, 4]; received shape {list(shape)}")
+        raise InputError(f"Expected {name} of shape [1, A, 4] or [A, 4]; received shape {list(shape)}")
     positive_size_boxes(anchors, name)
     return shape[-2]
 
@@ -143,17 +144,17 @@ def anchor_boxes(anchors, name: str = "anchors") -> int:
 def threshold(value, name: str, low: float = 0.0, high: float = 1.0) -> float:
     """Check a real-valued threshold in ``[low, high]``; returns it as a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Expected {name} to be a float in [{low}, {high}]; received {value!r}")
+        raise InputTypeError(f"Expected {name} to be a float in [{low}, {high}]; received {value!r}")
     value = float(value)
     if not low <= value <= high:
-        raise ValueError(f"Expected {name} in [{low}, {high}]; received {name}={value!r}")
+        raise InputError(f"Expected {name} in [{low}, {high}]; received {name}={value!r}")
     return value
 
 
 def box_format(fmt, name: str, formats) -> str:
     """Check a box format string against ``formats``."""
     if fmt not in formats:
-        raise ValueError(f"Unknown box format. Expected {name} to be one of {list(formats)}; received {fmt!r}")
+        raise InputError(f"Unknown box format. Expected {name} to be one of {list(formats)}; received {fmt!r}")
     return fmt
 
 
@@ -161,9 +162,9 @@ def _positive_floats(values, name: str) -> list[float]:
     try:
         out = [float(v) for v in np.ravel(np.asarray(values, dtype=np.float64))]
     except (TypeError, ValueError):
-        raise TypeError(f"Expected {name} to be a sequence of floats; received {values!r}") from None
+        raise InputTypeError(f"Expected {name} to be a sequence of floats; received {values!r}") from None
     if not out or not all(np.isfinite(v) and v > 0 for v in out):
-        raise ValueError(f"Expected {name} to be a non-empty sequence of finite floats > 0; received {values!r}")
+        raise InputError(f"Expected {name} to be a non-empty sequence of finite floats > 0; received {values!r}")
     return out
 
 
@@ -175,9 +176,9 @@ def dtype_name(x) -> str:
 def count(value, name: str) -> int:
     """Check a count (an int >= 1); returns it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"Expected {name} to be an int >= 1; received {value!r}")
+        raise InputTypeError(f"Expected {name} to be an int >= 1; received {value!r}")
     if value < 1:
-        raise ValueError(f"Expected {name} >= 1; received {name}={value!r}")
+        raise InputError(f"Expected {name} >= 1; received {name}={value!r}")
     return int(value)
 
 
@@ -199,7 +200,7 @@ def prior_args(data, sizes, ratios) -> dict:
     """``multibox_prior``: a feature map ``(..., H, W)``; sizes and ratios as lists of floats > 0."""
     shape = shape_of(data, "data")
     if len(shape) < 2 or shape[-1] < 1 or shape[-2] < 1:
-        raise ValueError(
+        raise InputError(
             f"Expected data whose last two dimensions are a feature map (H, W) >= 1, e.g. [B, C, H, W]; "
             f"received shape {list(shape)}")
     return {"sizes": _positive_floats(sizes, "sizes"), "ratios": _positive_floats(ratios, "ratios")}
@@ -234,7 +235,7 @@ def target_args(anchors, labels, iou_threshold, matching="book", **_) -> dict:
     anchor_boxes(anchors)
     target_labels(labels)
     if matching not in ("book", "lesson"):
-        raise ValueError(f"Expected matching to be 'book' or 'lesson'; received matching={matching!r}")
+        raise InputError(f"Expected matching to be 'book' or 'lesson'; received matching={matching!r}")
     return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
 
 
@@ -249,37 +250,33 @@ def nms_args(boxes, scores, iou_threshold) -> dict:
     n = box_shape(boxes, "boxes")[0]
     sshape = shape_of(scores, "scores")
     if len(sshape) != 1:
-        raise ValueError(f"Expected scores of shape [N]; received shape {list(sshape)}")
+        raise InputError(f"Expected scores of shape [N]; received shape {list(sshape)}")
     if sshape[0] != n:
-        raise ValueError(f"Expected one score per box: boxes has {n} rows but scores has {sshape[0]}")
+        raise InputError(f"Expected one score per box: boxes has {n} rows but scores has {sshape[0]}")
     box_values(boxes, "boxes")
     host = host_values(scores)
     if host is not None and not np.isfinite(host).all():
         i = int(np.argmin(np.isfinite(host)))
-        raise ValueError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
+        raise InputError(f"scores contains a non-finite value {float(host[i])} at index {i}; expected finite scores")
     return {"iou_threshold": threshold(iou_threshold, "iou_threshold")}
-
-
-SOFT_NMS_METHODS = ("linear", "gaussian")
-"""How ``soft_nms`` decays a score by its box's IoU with a kept box (MMCV's ``soft_nms`` methods)."""
 
 
 def _finite_number(value, name: str, low: float, strict: bool) -> float:
     """A finite real ``> low`` (``strict``) or ``>= low`` as a float; ``TypeError``/``ValueError`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Expected {name} to be a number; received {value!r}")
+        raise InputTypeError(f"Expected {name} to be a number; received {value!r}")
     value = float(value)
     if not np.isfinite(value) or (value <= low if strict else value < low):
-        raise ValueError(f"Expected {name} to be a finite number {'>' if strict else '>='} {low:g}; received "
+        raise InputError(f"Expected {name} to be a finite number {'>' if strict else '>='} {low:g}; received "
                          f"{name}={value!r}")
     return value
 
 
-def soft_nms_args(boxes, scores, iou_threshold, sigma, min_score, method) -> dict:
-    """``soft_nms``: the inputs of ``nms``, ``sigma > 0``, ``min_score >= 0``, a known method."""
+def soft_nms_args(boxes, scores, iou_threshold, sigma, min_score, method, methods) -> dict:
+    """``soft_nms``: the inputs of ``nms``, ``sigma > 0``, ``min_score >= 0``, a method of ``methods``."""
     checked = nms_args(boxes, scores, iou_threshold)
-    if method not in SOFT_NMS_METHODS:
-        raise ValueError(f"Expected method to be one of {list(SOFT_NMS_METHODS)}; received {method!r}")
+    if method not in methods:
+        raise InputError(f"Expected method to be one of {list(methods)}; received {method!r}")
     return {**checked, "sigma": _finite_number(sigma, "sigma", 0.0, strict=True),
             "min_score": _finite_number(min_score, "min_score", 0.0, strict=False)}
 
@@ -288,26 +285,26 @@ def _detection_inputs(cls_probs, offset_preds, anchors_) -> None:
     """The model outputs of a detection call: ``(B, C, A)``, ``(B, 4A)``, anchors ``(1, A, 4)``, finite."""
     pshape = shape_of(cls_probs, "cls_probs")
     if len(pshape) != 3 or pshape[1] < 2:
-        raise ValueError(
+        raise InputError(
             f"Expected cls_probs of shape [B, C, A] with C >= 2 (background + classes); received shape "
             f"{list(pshape)}")
     b, c, a = pshape
     oshape = shape_of(offset_preds, "offset_preds")
     if len(oshape) != 2 or oshape[1] != 4 * a:
-        raise ValueError(f"Expected offset_preds of shape [B, 4*A] = [{b}, {4 * a}]; received shape {list(oshape)}")
+        raise InputError(f"Expected offset_preds of shape [B, 4*A] = [{b}, {4 * a}]; received shape {list(oshape)}")
     if oshape[0] != b:
-        raise ValueError(f"Batch sizes differ: cls_probs has {b} images but offset_preds has {oshape[0]}")
+        raise InputError(f"Batch sizes differ: cls_probs has {b} images but offset_preds has {oshape[0]}")
     num_anchors = anchor_boxes(anchors_)
     if num_anchors != a:
-        raise ValueError(f"cls_probs has {a} anchors per image but anchors has {num_anchors}")
+        raise InputError(f"cls_probs has {a} anchors per image but anchors has {num_anchors}")
     for name, x in (("cls_probs", cls_probs), ("offset_preds", offset_preds)):
         host = host_values(x)
         if host is not None and not np.isfinite(host).all():
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
-            raise ValueError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
+            raise InputError(f"{name} contains a non-finite value at index {list(idx)}; expected finite values")
         if name == "cls_probs" and host is not None and ((host < 0) | (host > 1)).any():
             idx = tuple(int(i) for i in np.argwhere((host < 0) | (host > 1))[0])
-            raise ValueError(f"cls_probs[{', '.join(map(str, idx))}] is {float(host[idx])!r}; expected probabilities "
+            raise InputError(f"cls_probs[{', '.join(map(str, idx))}] is {float(host[idx])!r}; expected probabilities "
                              f"in [0, 1] (apply softmax to the class logits first)")
 
 
@@ -324,9 +321,9 @@ def batched_nms_args(boxes, scores, idxs, iou_threshold) -> dict:
     n = shape_of(boxes, "boxes")[0]
     ishape = shape_of(idxs, "idxs")
     if ishape != (n,):
-        raise ValueError(f"Expected idxs of shape [N] = [{n}], one class per box; received shape {list(ishape)}")
+        raise InputError(f"Expected idxs of shape [N] = [{n}], one class per box; received shape {list(ishape)}")
     if not dtype_name(idxs).startswith(("int", "uint")):
-        raise TypeError(f"Expected idxs to hold integer classes; received dtype {dtype_name(idxs)}")
+        raise InputTypeError(f"Expected idxs to hold integer classes; received dtype {dtype_name(idxs)}")
     return normalised
 
 
@@ -344,14 +341,14 @@ def grid_anchor_args(grids, zooms, ratios) -> dict:
     """``grid_anchors``: cells per side (ints >= 1), zooms (floats > 0), ``(height, width)`` pairs > 0."""
     if isinstance(grids, (int, np.integer)) or not len(grids) or any(
             isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1 for g in grids):
-        raise ValueError(f"Expected grids to be a non-empty sequence of ints >= 1 (cells per side); received {grids!r}")
+        raise InputError(f"Expected grids to be a non-empty sequence of ints >= 1 (cells per side); received {grids!r}")
     zooms = _positive_floats(zooms, "zooms")
     try:
         pairs = [(float(h), float(w)) for h, w in ratios]
     except (TypeError, ValueError):
-        raise ValueError(f"Expected ratios to be (height, width) pairs; received {ratios!r}") from None
+        raise InputError(f"Expected ratios to be (height, width) pairs; received {ratios!r}") from None
     if not pairs or not all(np.isfinite(v) and v > 0 for pair in pairs for v in pair):
-        raise ValueError(f"Expected ratios to be a non-empty sequence of (height, width) pairs > 0; received {ratios!r}")
+        raise InputError(f"Expected ratios to be a non-empty sequence of (height, width) pairs > 0; received {ratios!r}")
     return {"grids": [int(g) for g in grids], "zooms": zooms, "ratios": pairs}
 
 
@@ -360,10 +357,10 @@ def actn_to_bb_args(actn, anchors, grid_sizes):
     shape = box_shape(actn, "actn", ndim=None)
     num_anchors = box_shape(anchors, "anchors")[0]
     if len(shape) < 2 or (is_known(shape[-2]) and shape[-2] != num_anchors):
-        raise ValueError(f"Expected actn of shape [..., A, 4] with A = {num_anchors} (one row per anchor); received "
+        raise InputError(f"Expected actn of shape [..., A, 4] with A = {num_anchors} (one row per anchor); received "
                          f"shape {list(shape)}")
     if shape_of(grid_sizes, "grid_sizes") != (num_anchors, 1):
-        raise ValueError(f"Expected grid_sizes of shape [A, 1] = [{num_anchors}, 1]; received shape "
+        raise InputError(f"Expected grid_sizes of shape [A, 1] = [{num_anchors}, 1]; received shape "
                          f"{list(shape_of(grid_sizes, 'grid_sizes'))}")
 
 
@@ -375,7 +372,7 @@ def class_labels(logits, labels, names: tuple[str, str] = ("logits", "labels")) 
     """Labels ``(...)`` for logits ``(..., C)``: the same leading shape, integers in ``[0, C)``."""
     lshape, shape = shape_of(logits, names[0]), shape_of(labels, names[1])
     if not lshape or shape != lshape[:-1]:
-        raise ValueError(f"Expected {names[1]} of shape {list(lshape[:-1])} (one class per row of {names[0]} "
+        raise InputError(f"Expected {names[1]} of shape {list(lshape[:-1])} (one class per row of {names[0]} "
                          f"{list(lshape)}); received shape {list(shape)}")
     host = host_values(labels)
     if host is None or host.size == 0:
@@ -383,7 +380,7 @@ def class_labels(logits, labels, names: tuple[str, str] = ("logits", "labels")) 
     bad = (host < 0) | (host >= lshape[-1]) | (host != np.round(host))
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{names[1]}{list(where)} is {host[where]}; expected a class in [0, {lshape[-1]}) "
+        raise InputError(f"{names[1]}{list(where)} is {host[where]}; expected a class in [0, {lshape[-1]}) "
                          f"({lshape[-1]} columns of {names[0]}, 0 for background)")
 
 
@@ -396,13 +393,13 @@ def loss_args(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, **_):
     """``calc_loss``: ``(B, A, C)`` logits, ``(B, A)`` labels and three ``(B, 4A)`` box tensors."""
     pshape = shape_of(cls_preds, "cls_preds")
     if len(pshape) != 3 or pshape[2] < 2:
-        raise ValueError(f"Expected cls_preds of shape [B, A, C] with C >= 2; received shape {list(pshape)}")
+        raise InputError(f"Expected cls_preds of shape [B, A, C] with C >= 2; received shape {list(pshape)}")
     b, a, c = pshape
     if shape_of(cls_labels, "cls_labels") != (b, a):
-        raise ValueError(f"Expected cls_labels of shape [B, A] = [{b}, {a}]; received shape "
+        raise InputError(f"Expected cls_labels of shape [B, A] = [{b}, {a}]; received shape "
                          f"{list(shape_of(cls_labels, 'cls_labels'))}")
     for name, x in (("bbox_preds", bbox_preds), ("bbox_labels", bbox_labels), ("bbox_masks", bbox_masks)):
         if shape_of(x, name) != (b, 4 * a):
-            raise ValueError(f"Expected {name} of shape [B, 4*A] = [{b}, {4 * a}]; received shape "
+            raise InputError(f"Expected {name} of shape [B, 4*A] = [{b}, {4 * a}]; received shape "
                              f"{list(shape_of(x, name))}")
     class_labels(cls_preds, cls_labels, ("cls_preds", "cls_labels"))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from multissd.errors import InputError
 from multissd.model import TinySSDSpec, init_weights
 
 TASKS = ("largest", "multilabel")
@@ -46,11 +47,11 @@ class ClassifierSpec:
     def __post_init__(self):
         object.__setattr__(self, "base_channels", tuple(int(c) for c in self.base_channels))
         if self.task not in TASKS:
-            raise ValueError(f"Expected task to be one of {list(TASKS)}; received task={self.task!r}")
+            raise InputError(f"Expected task to be one of {list(TASKS)}; received task={self.task!r}")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"Expected num_classes to be an integer >= 1; received {self.num_classes!r}")
+            raise InputError(f"Expected num_classes to be an integer >= 1; received {self.num_classes!r}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"Expected dropout in [0, 1); received dropout={self.dropout!r}")
+            raise InputError(f"Expected dropout in [0, 1); received dropout={self.dropout!r}")
         self.base_spec()  # validates the base network's fields
 
     def base_spec(self) -> TinySSDSpec:

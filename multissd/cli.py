@@ -1,22 +1,36 @@
-"""What the command lines (``multissd.train``, ``multissd.predict``, ``multissd.evaluate``) share:
-the backend and device options, written once from the registry, and how a failure is reported
-(one line on stderr, exit status 2)."""
+"""What the command lines (``multissd.train``, ``multissd.predict``, ``multissd.evaluate``,
+``multissd.export``) share: the backend and device options, written once from the registry, how a
+failure is reported, and the console script.
+
+A mistake of the user's (a :class:`~multissd.errors.MultissdError`: an option out of range, a bad
+file, a missing framework) and a problem with a file or folder (an ``OSError``: missing, unreadable,
+read-only, a full disk) end in one ``error: ...`` line and exit status 2. Any other exception is a
+bug and keeps its traceback. ``MULTISSD_DEBUG=1`` shows the traceback of the one-line errors too.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
-from multissd.backends._registry import BACKEND_NAMES, DEVICES
+from multissd.errors import FieldError, MultissdError
+from multissd.registry import BACKEND_NAMES, DEVICES
 
-USER_ERRORS = (ValueError, TypeError, ImportError, OSError)
-"""What bad input, a bad file or folder (missing, unreadable, read-only, a full disk) or a missing
-framework raise: reported as one ``error: ...`` line, exit status 2."""
+USER_ERRORS = (MultissdError, OSError)
+"""What a user's mistake, a bad file or folder (missing, unreadable, read-only, a full disk) or a
+missing framework raise: reported as one ``error: ...`` line, exit status 2."""
+
+DEBUG_ENV = "MULTISSD_DEBUG"
+"""Set to 1 to see the traceback of an error that is otherwise one line."""
 
 
-def describe(error: Exception) -> str:
+def describe(error: Exception, flags: dict[str, str] | None = None) -> str:
     """One line for ``error``; an OS error names the path and what went wrong (``Permission denied``,
-    ``No space left on device``, ...), not its errno."""
+    ``No space left on device``, ...), not its errno; a :class:`~multissd.errors.FieldError` names
+    the option of its field when ``flags`` (field -> option) has one."""
+    if isinstance(error, FieldError) and flags and error.field in flags:
+        return error.named(flags[error.field])
     if isinstance(error, OSError) and not isinstance(error, ImportError) and error.strerror:
         path = f" {error.filename}" if error.filename else ""
         return f"cannot use{path}: {error.strerror}"
@@ -46,14 +60,26 @@ def add_device(parser: argparse.ArgumentParser, help: str = "device (default aut
     parser.add_argument("--device", choices=list(DEVICES), default="auto", help=help)
 
 
-def report_errors(body: Callable[[], int]) -> int:
-    """Run ``body``; a user error becomes one ``error: ...`` line on stderr and exit status 2, Ctrl-C
-    one ``interrupted`` line and exit status 130."""
+def report_errors(body: Callable[[], int], flags: dict[str, str] | None = None) -> int:
+    """Run ``body``; a user error (:data:`USER_ERRORS`) becomes one ``error: ...`` line on stderr
+    and exit status 2 (``flags`` maps a config field to its option, for the message), Ctrl-C one
+    ``interrupted`` line and exit status 130. Anything else propagates with its traceback."""
     try:
         return body()
     except USER_ERRORS as error:
-        print(f"error: {describe(error)}", file=sys.stderr)
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        print(f"error: {describe(error, flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+def script(main: Callable[[], int]) -> Callable[[], None]:
+    """The console script of a command line whose ``main(argv=None)`` returns its exit status (the
+    ``multissd-*`` entry points, and ``python -m multissd.*``)."""
+    def run() -> None:
+        sys.exit(main())
+    run.__doc__ = f"The console script of {main.__module__} (the same as ``python -m {main.__module__}``)."
+    return run

@@ -1,12 +1,13 @@
 """From a model's outputs to detections and their scores: what training's validation, ``predict``
 and ``evaluate`` share.
 
-Model outputs come as ``adapter.predict`` (each backend's ``train`` module) returns them, in NumPy:
+Model outputs come as a backend trainer's ``predict`` returns them (:mod:`multissd.trainer`), in NumPy:
 ``anchors (1, A, 4)``, ``cls_probs (B, C, A)`` and ``bbox_preds (B, 4A)``. Detections are
 post-processed per class as the detection libraries do (:func:`multissd.multibox_detection_per_class`
 with :mod:`multissd.boxes`' ``SCORE_THRESHOLD``, ``NMS_THRESHOLD``, ``TOPK_CANDIDATES``,
 ``DETECTIONS_PER_IMAGE``) and scored with :func:`multissd.metrics.mean_average_precision`, boxes
-in pixels.
+in pixels; :func:`report` and :func:`to_json` give the figures as ``python -m multissd.evaluate``
+prints and saves them.
 """
 from __future__ import annotations
 
@@ -135,3 +136,37 @@ def top_detections(adapter, net, images, device, threshold: float = 0.5, most: i
         rows = rows[keep][:most]
         detections.append(np.concatenate([rows[:, :2], rows[:, 2:] * scale], axis=1) if len(rows) else rows)
     return detections
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures as a report (python -m multissd.evaluate)
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "voc07_map_50")
+
+
+def per_class(result: dict, class_names) -> dict[str, dict[str, float]]:
+    """Per class name: ``ap``, ``ap50``, ``voc07_ap50``, ``ar100`` -- every class of the model, -1 for
+    one that neither the ground truth nor the detections contain."""
+    ids = sorted({int(c) for c in result["classes"]} | set(range(len(class_names or []))))
+    index = {int(c): k for k, c in enumerate(result["classes"])}
+    keys = {"ap": "map_per_class", "ap50": "map_50_per_class", "voc07_ap50": "voc07_ap_50_per_class",
+            "ar100": "mar_100_per_class"}
+    return {class_name(class_names, c): {name: float(result[key][index[c]]) if c in index else -1.0
+                                         for name, key in keys.items()} for c in ids}
+
+
+def report(result: dict, class_names) -> str:
+    """The summary and per-class table as text."""
+    lines = ["mAP@[.5:.95] {map:.4f}   AP50 {map_50:.4f}   AP75 {map_75:.4f}   VOC07 AP50 {voc07_map_50:.4f}".format(**result),
+             "AP small {map_small:.4f}   medium {map_medium:.4f}   large {map_large:.4f}   AR@100 {mar_100:.4f}".format(
+                 **result), "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'VOC07 AP50':>12}"]
+    for name, figures in per_class(result, class_names).items():
+        lines.append(f"{name:<16}{figures['ap']:>8.4f}{figures['ap50']:>8.4f}{figures['voc07_ap50']:>12.4f}")
+    lines.append("(-1: no ground truth to measure it)")
+    return "\n".join(lines)
+
+
+def to_json(result: dict, class_names) -> dict:
+    """The figures of :func:`mean_average_precision` as plain JSON (per-class AP keyed by class name)."""
+    return {**{key: float(result[key]) for key in SUMMARY_KEYS}, "per_class": per_class(result, class_names)}

@@ -1,15 +1,18 @@
 """How a contract is written once and implemented by every backend.
 
-A :class:`Contract` is an ordered list of functions, each stated once as a stub (signature,
-defaults, docstring with shapes and dtypes) with the rule that checks its arguments. Decorating a
-stub makes it the public function, which calls the owning backend's version: the backend of the
-tensors it receives (``on_tensors``), or the active backend for functions that build something from
-plain arguments (``on_active``). Each backend module marks its versions with the contract's
+A :class:`Contract` is an ordered list of functions (and a few declared constants, such as
+``CAN_TRAIN``), each stated once as a stub (signature, defaults, docstring with shapes and dtypes)
+with the rule that checks its arguments; it belongs to one module of every backend package (its
+``part``: ``boxes``, ``nn``, ``trainer``, ``exporter``). Decorating a stub makes it the public
+function, which calls the owning backend's version: the backend of the tensors it receives
+(``on_tensors``), or the active backend for functions that build something from plain arguments
+(``on_active``); a stub that multissd's own code calls on a backend it has chosen (the trainer's and
+the exporter's) is only ``declare``-d. Each backend module marks its versions with the contract's
 ``implements``, which checks the name, the parameters and their defaults against the stub, gives the
 function the stub's docstring, and wraps it with the stub's argument check -- so the checks of a call
 run exactly once, in that wrapper, whether the function is reached through ``multissd.*`` or
 called on a backend module directly. A backend's private helpers (``_encode``, ``_nms``, ...) are
-never checked.
+never checked. :meth:`Contract.missing` says what a backend module lacks.
 """
 from __future__ import annotations
 
@@ -17,20 +20,24 @@ import functools
 import inspect
 from typing import Callable
 
-from multissd.backends import _registry
-from multissd.config import get_backend
+from multissd import registry
+from multissd.registry import get_backend
 
 __all__ = ["Contract"]
 
 
 class Contract:
-    """An ordered set of functions that every backend's module ``part`` (``"boxes"`` or ``"nn"``)
-    implements, in the same order, with the same names and parameters."""
+    """An ordered set of functions that every backend's module ``part`` (one of
+    :data:`multissd.registry.PARTS`) implements, in the same order, with the same names and
+    parameters, and the constants it defines (name -> type)."""
 
     def __init__(self, part: str):
+        if part not in registry.PARTS:
+            raise ValueError(f"Expected a backend part, one of {list(registry.PARTS)}; received {part!r}")
         self.part = part
         self.stubs: dict[str, Callable] = {}
         self.rules: dict[str, Callable | None] = {}
+        self.constants: dict[str, tuple[type, str]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -38,7 +45,39 @@ class Contract:
         return tuple(self.stubs)
 
     def _module(self, backend: str):
-        return _registry.load(backend) if self.part == "boxes" else _registry.load_nn(backend)
+        return registry.load_part(backend, self.part)
+
+    def constant(self, name: str, kind: type, doc: str) -> None:
+        """Declare that every backend's module defines ``name``, a value of type ``kind`` (``doc``
+        says what it means)."""
+        self.constants[name] = (kind, doc)
+
+    def declare(self, stub: Callable) -> Callable:
+        """Decorator: a contract function that multissd calls on a backend module it has loaded
+        (``registry.load_part(name, part).<function>``), never through a public dispatcher. The
+        stub stays importable for its documentation; calling it says where the versions are."""
+        name = self._register(stub, None)
+
+        @functools.wraps(stub)
+        def call(*args, **kwargs):
+            raise TypeError(f"multissd.{self.part}.{name} is the contract, not an implementation: call a "
+                            f"backend's, multissd.registry.load_part(backend, {self.part!r}).{name}")
+        return call
+
+    def missing(self, module) -> list[str]:
+        """What ``module`` (a backend's ``part``) lacks of the contract: every function not defined or
+        not marked with :meth:`implements`, every constant not defined or of another type."""
+        problems = []
+        for name in self.stubs:
+            value = getattr(module, name, None)
+            if value is None:
+                problems.append(f"{name} is not defined")
+            elif getattr(value, "__doc__", None) != self.stubs[name].__doc__:
+                problems.append(f"{name} is not marked with @implements (its docstring is not the contract's)")
+        for name, (kind, _) in self.constants.items():
+            if not isinstance(getattr(module, name, None), kind):
+                problems.append(f"{name} is not a {kind.__name__}")
+        return problems
 
     def _register(self, stub: Callable, check: Callable | None) -> str:
         self.stubs[stub.__name__] = stub
@@ -54,7 +93,7 @@ class Contract:
 
             @functools.wraps(stub)
             def call(*args, **kwargs):
-                backend = _registry.tensor_backend((*args, *kwargs.values())) or get_backend()
+                backend = registry.tensor_backend((*args, *kwargs.values())) or get_backend()
                 return getattr(self._module(backend), name)(*args, **kwargs)
             return call
         return decorate

@@ -1,7 +1,7 @@
 """What runs a trained model for ``predict`` and ``evaluate``: a multissd backend, or ONNX Runtime.
 
 ``open_model(weights, backend, engine, device)`` gives a :class:`Runner`: with a backend, the backend's trainer adapter, box functions and TinySSD loaded from a weights file; with
-``engine="onnxruntime"``, an :class:`OnnxModel` (the graph :mod:`multissd.export` wrote, run by ONNX
+``engine="onnxruntime"``, an :class:`OnnxModel` (the graph :mod:`multissd.onnx_export` wrote, run by ONNX
 Runtime) with the NumPy backend's adapter and box functions, so its detections are decoded by the
 same code as ``--backend numpy``.
 """
@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from multissd.backends import _registry
-from multissd.config import get_backend
+from multissd import registry
+from multissd.errors import InputError, MissingExtraError
+from multissd.registry import get_backend
 from multissd.model import TinySSDSpec
 from multissd.weights import load_model
 
 ONNX_FORMAT = "multissd.onnx/1"
-"""The ``multissd.format`` metadata entry of every ONNX file :mod:`multissd.export` writes."""
+"""The ``multissd.format`` metadata entry of every ONNX file :mod:`multissd.onnx_export` writes."""
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("anchors", "cls_preds", "bbox_preds")
 """The exported graph's input and outputs (the model's forward)."""
@@ -56,7 +57,7 @@ def _session(path: Path, threads: int | None):
     try:
         import onnxruntime
     except ImportError:
-        raise ImportError(f"The onnxruntime engine needs ONNX Runtime: {EXPORT_EXTRA}") from None
+        raise MissingExtraError(f"The onnxruntime engine needs ONNX Runtime: {EXPORT_EXTRA}") from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
     if threads:
@@ -64,29 +65,29 @@ def _session(path: Path, threads: int | None):
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ONNX Runtime raises its own types for a truncated or foreign file
-        raise ValueError(f"Cannot load ONNX file {path}: it is corrupt or not an ONNX model "
+        raise InputError(f"Cannot load ONNX file {path}: it is corrupt or not an ONNX model "
                          f"({type(error).__name__}: {error})") from None
 
 
 class OnnxModel:
-    """A TinySSD exported by :mod:`multissd.export`, run by ONNX Runtime on the CPU; called like the
+    """A TinySSD exported by :mod:`multissd.onnx_export`, run by ONNX Runtime on the CPU; called like the
     NumPy backend's TinySSD: ``model(X)`` with float32 ``X`` ``(B, 3, H, W)`` (pixels 0-255, ``(H, W)``
     the exported size) -> ``(anchors (1, A, 4), cls_preds (B, A, C + 1), bbox_preds (B, 4A))``.
 
     Attributes: ``spec`` (the :class:`~multissd.TinySSDSpec` the file carries), ``image_size``
     ``(H, W)``, ``class_names`` (or ``None``), ``config`` (the run's config.json), ``path``.
-    A missing, corrupt or foreign file (one :mod:`multissd.export` did not write) raises
+    A missing, corrupt or foreign file (one :mod:`multissd.onnx_export` did not write) raises
     ``ValueError`` naming the file.
     """
 
     def __init__(self, path, threads: int | None = None):
         self.path = Path(path)
         if not self.path.is_file():
-            raise ValueError(f"ONNX file not found: {self.path}")
+            raise InputError(f"ONNX file not found: {self.path}")
         self.session = _session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("multissd.format") != ONNX_FORMAT:
-            raise ValueError(f"{self.path} was not written by multissd.export (its metadata has no "
+            raise InputError(f"{self.path} was not written by multissd.export (its metadata has no "
                              f"multissd.format {ONNX_FORMAT!r}); export a multissd weights file with "
                              f"python -m multissd.export")
         try:
@@ -95,18 +96,18 @@ class OnnxModel:
             self.class_names = json.loads(meta.get("multissd.class_names", "null"))
             self.config = json.loads(meta.get("multissd.run", "{}"))
         except (KeyError, ValueError, TypeError) as error:
-            raise ValueError(f"{self.path} holds unreadable multissd metadata: {error}") from None
+            raise InputError(f"{self.path} holds unreadable multissd metadata: {error}") from None
         self._check_graph()
 
     def _check_graph(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         names = (inputs[0].name if len(inputs) == 1 else None, tuple(o.name for o in outputs))
         if names != (INPUT_NAME, OUTPUT_NAMES):
-            raise ValueError(f"{self.path} has inputs {[i.name for i in inputs]} and outputs {list(names[1])}; a "
+            raise InputError(f"{self.path} has inputs {[i.name for i in inputs]} and outputs {list(names[1])}; a "
                              f"multissd export has {INPUT_NAME!r} and {list(OUTPUT_NAMES)}")
         columns = outputs[1].shape[-1]
         if isinstance(columns, int) and columns != self.spec.num_classes + 1:
-            raise ValueError(f"{self.path}: its metadata says {self.spec.num_classes} classes but the graph outputs "
+            raise InputError(f"{self.path}: its metadata says {self.spec.num_classes} classes but the graph outputs "
                              f"{columns} class columns (expected {self.spec.num_classes + 1})")
 
     def eval(self):
@@ -117,7 +118,7 @@ class OnnxModel:
         X = np.asarray(X)
         height, width = self.image_size
         if X.ndim != 4 or X.shape[1:] != (3, height, width):
-            raise ValueError(f"{self.path} takes images of shape [B, 3, {height}, {width}] (exported at "
+            raise InputError(f"{self.path} takes images of shape [B, 3, {height}, {width}] (exported at "
                              f"{height} x {width}); received shape {list(X.shape)}")
         anchors, cls_preds, bbox_preds = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: X.astype(np.float32)})
         return anchors, cls_preds, bbox_preds
@@ -131,7 +132,7 @@ def run_config(weights: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"Cannot read {path}: {error}") from None
+        raise InputError(f"Cannot read {path}: {error}") from None
 
 
 def read_settings(weights: Path) -> RunSettings:
@@ -147,7 +148,7 @@ def open_model(weights: str | Path, backend: str | None = None, engine: str | No
     """A :class:`Runner` for the model in ``weights``.
 
     ``engine``: ``None`` -- ``"onnxruntime"`` for an ``.onnx`` file, else the backend; ``"onnxruntime"``
-    -- ``weights`` is a file :mod:`multissd.export` wrote, run by ONNX Runtime and decoded by the
+    -- ``weights`` is a file :mod:`multissd.onnx_export` wrote, run by ONNX Runtime and decoded by the
     NumPy backend (``backend`` must then be ``None`` or ``"numpy"``). ``device`` is the backend's
     (ONNX Runtime runs on the CPU).
     """
@@ -155,23 +156,23 @@ def open_model(weights: str | Path, backend: str | None = None, engine: str | No
     if engine is None and weights.suffix == ".onnx":
         engine = "onnxruntime"
     if engine is not None and engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}; expected one of {list(ENGINES)} (or none: the backend)")
+        raise InputError(f"Unknown engine {engine!r}; expected one of {list(ENGINES)} (or none: the backend)")
     if engine == "onnxruntime":
         if backend not in (None, "numpy"):
-            raise ValueError(f"--backend {backend} with the onnxruntime engine: ONNX Runtime runs the model and "
+            raise InputError(f"--backend {backend} with the onnxruntime engine: ONNX Runtime runs the model and "
                              f"NumPy decodes its output; leave out --backend")
         if weights.suffix == ".safetensors":
-            raise ValueError(f"{weights} is a weights file, not an ONNX graph: export it first with "
+            raise InputError(f"{weights} is a weights file, not an ONNX graph: export it first with "
                              f"python -m multissd.export --weights {weights}")
         if device not in ("auto", "cpu"):
-            raise ValueError(f"The onnxruntime engine runs on the CPU; received device={device!r}")
+            raise InputError(f"The onnxruntime engine runs on the CPU; received device={device!r}")
         net = OnnxModel(weights)
-        return Runner(_registry.load_train("numpy"), _registry.load("numpy"), net, "cpu",
+        return Runner(registry.load_trainer("numpy"), registry.load("numpy"), net, "cpu",
                       RunSettings(net.image_size, net.class_names, net.config), "onnxruntime")
     backend = backend or get_backend()
     if not weights.is_file():
-        raise ValueError(f"Weights file not found: {weights}")
-    adapter = _registry.load_train(backend)
+        raise InputError(f"Weights file not found: {weights}")
+    adapter = registry.load_trainer(backend)
     device = adapter.resolve_device(device)
     net = adapter.prepare(load_model(weights, backend=backend), device)
-    return Runner(adapter, _registry.load(backend), net, device, read_settings(weights), backend)
+    return Runner(adapter, registry.load(backend), net, device, read_settings(weights), backend)

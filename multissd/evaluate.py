@@ -17,40 +17,13 @@ import sys
 from pathlib import Path
 
 from multissd import cli
-from multissd.data.datasets import load_splits
-from multissd.detection import class_name, evaluate_split
-from multissd.engine import ENGINES, open_model
+from multissd.detection import SUMMARY_KEYS, per_class, report, to_json
+from multissd.engine import ENGINES
 from multissd.host import keep_freed_memory
+from multissd.inference import evaluate_weights
 from multissd.plots import plot_pr_curves
 
-SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "voc07_map_50")
-
-
-def per_class(result: dict, class_names) -> dict[str, dict[str, float]]:
-    """Per class name: ``ap``, ``ap50``, ``voc07_ap50``, ``ar100`` -- every class of the model, -1 for
-    one that neither the ground truth nor the detections contain."""
-    ids = sorted({int(c) for c in result["classes"]} | set(range(len(class_names or []))))
-    index = {int(c): k for k, c in enumerate(result["classes"])}
-    keys = {"ap": "map_per_class", "ap50": "map_50_per_class", "voc07_ap50": "voc07_ap_50_per_class",
-            "ar100": "mar_100_per_class"}
-    return {class_name(class_names, c): {name: float(result[key][index[c]]) if c in index else -1.0
-                                         for name, key in keys.items()} for c in ids}
-
-
-def report(result: dict, class_names) -> str:
-    """The summary and per-class table as text."""
-    lines = ["mAP@[.5:.95] {map:.4f}   AP50 {map_50:.4f}   AP75 {map_75:.4f}   VOC07 AP50 {voc07_map_50:.4f}".format(**result),
-             "AP small {map_small:.4f}   medium {map_medium:.4f}   large {map_large:.4f}   AR@100 {mar_100:.4f}".format(
-                 **result), "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'VOC07 AP50':>12}"]
-    for name, figures in per_class(result, class_names).items():
-        lines.append(f"{name:<16}{figures['ap']:>8.4f}{figures['ap50']:>8.4f}{figures['voc07_ap50']:>12.4f}")
-    lines.append("(-1: no ground truth to measure it)")
-    return "\n".join(lines)
-
-
-def to_json(result: dict, class_names) -> dict:
-    """The figures of :func:`mean_average_precision` as plain JSON (per-class AP keyed by class name)."""
-    return {**{key: float(result[key]) for key in SUMMARY_KEYS}, "per_class": per_class(result, class_names)}
+__all__ = ["main", "parser", "script", "evaluate_weights", "report", "per_class", "to_json", "SUMMARY_KEYS"]  # the library, re-exported
 
 
 def parser():
@@ -72,30 +45,14 @@ def parser():
     return p
 
 
-def evaluate_run(args) -> tuple[dict, list, int, str]:
-    """Load the model and the split, run and score: ``(result, class_names, images, engine)``."""
-    runner = open_model(args.weights, args.backend, args.engine, args.device)  # before the data (a minute to draw)
-    config, net = runner.settings.config, runner.net
-    data = args.data if args.data is not None else config.get("data")
-    image_size = runner.settings.image_size
-    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
-    train, val = load_splits(data, data_dir, seed=config.get("seed", 0), image_size=image_size,
-                             skip_bad=args.skip_bad, progress=lambda message: print(message, file=sys.stderr))
-    split = val if args.split == "val" else train
-    class_names = runner.settings.class_names or split.class_names
-    if net.spec.num_classes != len(split.class_names):
-        raise ValueError(f"{args.weights} detects {net.spec.num_classes} classes but the data has "
-                         f"{len(split.class_names)} ({', '.join(split.class_names)})")
-    result = evaluate_split(runner.adapter, net, split, runner.device, args.batch_size)
-    return result, class_names, len(split), runner.engine
-
-
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     keep_freed_memory()
 
     def body() -> int:
-        result, class_names, images, engine = evaluate_run(args)
+        result, class_names, images, engine = evaluate_weights(
+            args.weights, args.data, args.data_dir, args.split, args.backend, args.engine, args.batch_size,
+            args.device, args.skip_bad, progress=lambda message: print(message, file=sys.stderr))
         out = Path(args.out) if args.out else Path(args.weights).parent
         out.mkdir(parents=True, exist_ok=True)
         print(f"{images} {args.split} images, {'engine' if engine in ENGINES else 'backend'} {engine}")
@@ -108,9 +65,7 @@ def main(argv=None) -> int:
     return cli.report_errors(body)
 
 
-def script() -> None:
-    """The ``multissd-evaluate`` console script (the same as ``python -m multissd.evaluate``)."""
-    sys.exit(main())
+script = cli.script(main)
 
 
 if __name__ == "__main__":

@@ -15,143 +15,16 @@ travels in the ONNX metadata, so ``python -m multissd.predict photo.jpg --weight
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+from multissd import cli, registry
+from multissd.errors import InputError
+from multissd.onnx_export import DEFAULT_OPSET, compare_with_numpy, export_onnx
 
-from multissd import cli
-from multissd.backends import _registry
-from multissd.engine import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES, OnnxModel, run_config
-from multissd.model import TinySSDSpec
-from multissd.weights import load_model
-
-DEFAULT_OPSET = 18
-"""ONNX opset of the exported graph (both exporters write 18; ONNX Runtime 1.18 and newer run it)."""
-DEFAULT_IMAGE_SIZE = (256, 256)
-
-
-def image_size_of(image_size, config: dict, spec: TinySSDSpec) -> tuple[int, int]:
-    """``(H, W)``: ``image_size`` (one int for a square, or two), else the run's, else 256 x 256;
-    ``ValueError`` when the model cannot take it (smaller than ``spec.min_image_size``)."""
-    size = image_size if image_size is not None else config.get("image_size") or DEFAULT_IMAGE_SIZE
-    size = [size] if isinstance(size, int) else list(size)
-    if not 1 <= len(size) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in size):
-        raise ValueError(f"Expected image_size to be one int (square) or two (HEIGHT, WIDTH); received {image_size!r}")
-    height, width = size[0], size[-1]
-    if min(height, width) < spec.min_image_size:
-        raise ValueError(f"The model needs images of at least {spec.min_image_size} x {spec.min_image_size} pixels "
-                         f"(each down-sampling stage halves them); received "
-                         f"{height} x {width}")
-    return height, width
-
-
-def require_onnx() -> None:
-    """``ImportError`` naming the extra when the ``onnx`` package is missing."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise ImportError(f"Exporting to ONNX needs the onnx package and the framework's exporter: "
-                          f"{EXPORT_EXTRA}") from None
-
-
-def metadata(spec: TinySSDSpec, config: dict, size: tuple[int, int], backend: str, weights: Path) -> dict[str, str]:
-    """The ``multissd.*`` entries the file carries (strings; JSON where structured)."""
-    framework = _registry.info(backend).import_name
-    version = getattr(sys.modules.get(framework), "__version__", "?")
-    return {"multissd.format": ONNX_FORMAT, "multissd.model": type(spec).__name__, "multissd.spec": spec.to_json(),
-            "multissd.image_size": json.dumps(list(size)), "multissd.class_names": json.dumps(config.get("class_names")),
-            "multissd.head": spec.head, "multissd.coding": json.dumps(spec.coding and dataclasses.asdict(spec.coding)),
-            "multissd.run": json.dumps(config), "multissd.exported_by": f"{backend} {version}",
-            "multissd.weights": weights.name}
-
-
-def finish(path: Path, entries: dict[str, str]) -> None:
-    """Name the graph's input and outputs as the contract does (``images``; ``anchors``,
-    ``cls_preds``, ``bbox_preds``), add the metadata, check the model and save it in place."""
-    import onnx
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    renames = {graph.input[0].name: INPUT_NAME, **{o.name: new for o, new in zip(graph.output, OUTPUT_NAMES)}}
-    for node in graph.node:
-        node.input[:] = [renames.get(name, name) for name in node.input]
-        node.output[:] = [renames.get(name, name) for name in node.output]
-    for value in (*graph.input, *graph.output, *graph.initializer):  # an output may be a folded constant
-        value.name = renames.get(value.name, value.name)
-    del model.metadata_props[:]
-    for key, value in entries.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)  # with shape inference: what ONNX Runtime will check
-    onnx.save(model, str(path))
-
-
-def export_onnx(weights: str | Path, out: str | Path | None = None, backend: str = "torch",
-                image_size: int | tuple[int, int] | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """Export the TinySSD in the weights file ``weights`` to ONNX with ``backend``'s exporter.
-
-    Args:
-        weights: a weights file written by multissd (``config.json`` beside it, if any, gives the
-            image size and class names).
-        out: the ONNX file to write (default: ``weights`` with the suffix ``.onnx``); written
-            atomically (a temporary file beside it, then a rename).
-        backend: ``"torch"`` (``torch.onnx.export``) or ``"paddle"`` (``paddle.onnx.export``).
-        image_size: ``H`` or ``(H, W)`` of the exported input (default: the run's, else 256).
-        opset: the ONNX opset.
-
-    Returns the path written. ``ValueError`` for a file that holds no TinySSD, an image size the
-    model cannot take, or ``backend="numpy"``; ``ImportError`` naming ``multissd[export]`` when the
-    exporter is missing.
-    """
-    weights = Path(weights)
-    exporter = _registry.load_export(backend)
-    if exporter.CAN_EXPORT:
-        require_onnx()
-    net = load_model(weights, backend=backend)
-    if not isinstance(net.spec, TinySSDSpec):
-        raise ValueError(f"{weights} holds a {type(net.spec).__name__} (one of the lesson's classifiers); "
-                         f"export takes a TinySSD detector")
-    config = run_config(weights)
-    size = image_size_of(image_size, config, net.spec)
-    out = Path(out) if out is not None else weights.with_suffix(".onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-    try:
-        exporter.export_onnx(net, tmp, size[0], size[1], opset)
-        finish(tmp, metadata(net.spec, config, size, backend, weights))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
-
-
-def compare_with_numpy(onnx_file: str | Path, weights: str | Path, batches: Sequence[int] = (1, 8),
-                       seed: int = 0) -> dict[str, float]:
-    """ONNX Runtime's outputs on random images against the NumPy backend's eval-mode forward of
-    ``weights``: per output (``anchors``, ``cls_preds``, ``bbox_preds``) the largest absolute
-    difference over ``batches``, divided by the output's largest magnitude."""
-    import numpy as np
-
-    model = OnnxModel(onnx_file)
-    net = load_model(weights, backend="numpy")
-    net.eval()
-    rng = np.random.default_rng(seed)
-    worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
-    for batch in batches:
-        images = rng.uniform(0, 255, (batch, 3, *model.image_size)).astype(np.float32)  # (B, 3, H, W)
-        for name, actual, expected in zip(OUTPUT_NAMES, model(images), net(images)):
-            expected = np.asarray(expected)
-            scale = max(float(np.abs(expected).max()), 1e-30)
-            worst[name] = max(worst[name], float(np.abs(actual - expected).max()) / scale)
-    return worst
-
+__all__ = ["main", "parser", "script", "export_onnx", "compare_with_numpy"]  # the library, re-exported
 
 def parser():
     p = cli.new_parser("python -m multissd.export", __doc__)
     p.add_argument("--weights", required=True, help="a weights file written by multissd (runs/NAME/weights.safetensors)")
-    p.add_argument("--backend", choices=[n for n in _registry.BACKEND_NAMES if n != "numpy"], default="torch",
+    p.add_argument("--backend", choices=[n for n in registry.BACKEND_NAMES if n != "numpy"], default="torch",
                    help="whose exporter writes the graph: torch (torch.onnx.export, default) or paddle "
                         "(paddle.onnx.export / paddle2onnx); either reads weights any backend trained")
     p.add_argument("--out", default=None, help="the ONNX file (default: the weights file with the suffix .onnx)")
@@ -170,7 +43,7 @@ def main(argv=None) -> int:
     def body() -> int:
         size = args.image_size
         if size is not None and len(size) > 2:
-            raise ValueError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {size}")
+            raise InputError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {size}")
         out = export_onnx(args.weights, args.out, args.backend, size, args.opset)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), exported with {args.backend}")
         if args.check:
@@ -181,9 +54,7 @@ def main(argv=None) -> int:
     return cli.report_errors(body)
 
 
-def script() -> None:
-    """The ``multissd-export`` console script (the same as ``python -m multissd.export``)."""
-    sys.exit(main())
+script = cli.script(main)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multissd.backends._registry import to_host
+from multissd.errors import InputError, InputTypeError
+from multissd.registry import to_host
 
 __all__ = ["COCO_IOU_THRESHOLDS", "RECALL_THRESHOLDS", "MAX_DETECTIONS", "AREA_RANGES",
            "mean_average_precision"]
@@ -40,7 +41,7 @@ _NO_VALUE = -1.0  # pycocotools' "not defined" (no ground truth in that class/ar
 def _array(d: dict, key: str, where: str, dtype, shape_tail=(), required=True, n=None):
     if key not in d:
         if required:
-            raise ValueError(f"{where} has no {key!r}; expected a dict with 'boxes', 'labels'"
+            raise InputError(f"{where} has no {key!r}; expected a dict with 'boxes', 'labels'"
                              + (" and 'scores'" if where.startswith("preds") else ""))
         return None
     value = np.asarray(to_host(d[key]))  # torch and paddle tensors too
@@ -48,16 +49,16 @@ def _array(d: dict, key: str, where: str, dtype, shape_tail=(), required=True, n
         value = value.reshape((0, *shape_tail))
     if value.ndim != 1 + len(shape_tail) or value.shape[1:] != tuple(shape_tail):
         expected = "(N, 4)" if shape_tail else "(N,)"
-        raise ValueError(f"{where}[{key!r}] must have shape {expected}; received shape {list(value.shape)}")
+        raise InputError(f"{where}[{key!r}] must have shape {expected}; received shape {list(value.shape)}")
     if n is not None and len(value) != n:
-        raise ValueError(f"{where}[{key!r}] has {len(value)} entries but {where}['boxes'] has {n}")
+        raise InputError(f"{where}[{key!r}] has {len(value)} entries but {where}['boxes'] has {n}")
     if dtype is np.int64 and value.size and not np.issubdtype(value.dtype, np.integer):
         if not np.issubdtype(value.dtype, np.floating) or not np.all(value == np.round(value)):
-            raise TypeError(f"{where}[{key!r}] must hold integer class ids; received {value.dtype}")
+            raise InputTypeError(f"{where}[{key!r}] must hold integer class ids; received {value.dtype}")
     value = value.astype(dtype)
     if dtype is np.float64 and not np.isfinite(value).all():
         i = int(np.argmin(np.isfinite(value).reshape(len(value), -1).all(axis=1)))
-        raise ValueError(f"{where}[{key!r}] has a non-finite value (nan or inf) at index {i}")
+        raise InputError(f"{where}[{key!r}] has a non-finite value (nan or inf) at index {i}")
     return value
 
 
@@ -71,7 +72,7 @@ def _to_xywh(boxes: np.ndarray, box_format: str, where: str) -> np.ndarray:
         boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     if len(boxes) and ((boxes[:, 2] < 0) | (boxes[:, 3] < 0)).any():
         i = int(np.argmax((boxes[:, 2] < 0) | (boxes[:, 3] < 0)))
-        raise ValueError(f"{where}['boxes'] has a box of negative width or height at index {i}; "
+        raise InputError(f"{where}['boxes'] has a box of negative width or height at index {i}; "
                          f"expected {box_format} boxes with xmax >= xmin and ymax >= ymin")
     return boxes
 
@@ -84,7 +85,7 @@ class _Flat:
         for i, item in enumerate(items):
             where = f"{kind}[{i}]"
             if not isinstance(item, dict):
-                raise TypeError(f"{where} must be a dict of arrays; received {type(item).__name__}")
+                raise InputTypeError(f"{where} must be a dict of arrays; received {type(item).__name__}")
             b = _to_xywh(_array(item, "boxes", where, np.float64, (4,)), box_format, where)
             n = len(b)
             labels.append(_array(item, "labels", where, np.int64, n=n))
@@ -207,15 +208,15 @@ def mean_average_precision(preds: Sequence[dict[str, np.ndarray]], targets: Sequ
 def _check_inputs(preds, targets, iou_thresholds, box_format) -> np.ndarray:
     """``TypeError``/``ValueError`` for malformed arguments; returns the IoU thresholds (T,) float64."""
     if not isinstance(preds, (list, tuple)) or not isinstance(targets, (list, tuple)):
-        raise TypeError("preds and targets must be lists of dicts, one per image; received "
+        raise InputTypeError("preds and targets must be lists of dicts, one per image; received "
                         f"{type(preds).__name__} and {type(targets).__name__}")
     if len(preds) != len(targets):
-        raise ValueError(f"preds has {len(preds)} images but targets has {len(targets)}; expected one of each per image")
+        raise InputError(f"preds has {len(preds)} images but targets has {len(targets)}; expected one of each per image")
     if box_format not in ("xyxy", "xywh", "cxcywh"):
-        raise ValueError(f"box_format must be one of 'xyxy', 'xywh', 'cxcywh'; received {box_format!r}")
+        raise InputError(f"box_format must be one of 'xyxy', 'xywh', 'cxcywh'; received {box_format!r}")
     thresholds = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, np.float64).ravel()
     if thresholds.size == 0 or not np.all((thresholds >= 0) & (thresholds <= 1)):
-        raise ValueError(f"iou_thresholds must be a non-empty list of values in [0, 1]; received {iou_thresholds!r}")
+        raise InputError(f"iou_thresholds must be a non-empty list of values in [0, 1]; received {iou_thresholds!r}")
     return thresholds
 
 

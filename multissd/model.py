@@ -21,8 +21,34 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from multissd.boxes import BOOK_OFFSETS
+from multissd.errors import FieldError, InputError, InputTypeError
+
+DEFAULT_IMAGE_SIZE = (256, 256)
+"""``(H, W)`` of the images the book's TinySSD takes (its banana images' size): what training resizes
+VOC and COCO photos to, the synthetic datasets are drawn at, and prediction and export use for a
+model whose run does not say."""
+
+BOOK_INIT = "book"
+"""The ``prior_prob`` of the book's head initialisation: PyTorch's default for the class and box
+predictors, as the book's TinySSD gets it (the spec, the run's config and ``--prior-prob`` all take
+this one name)."""
+
 BOOK_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))
 BOOK_RATIOS = ((1.0, 2.0, 0.5),) * 5
+
+def check_prior_prob(prior_prob) -> float | str:
+    """``prior_prob`` as a spec or a run's config holds it: a probability in ``(0, 1)`` (a float), or
+    :data:`BOOK_INIT`; ``ValueError`` naming ``prior_prob`` otherwise (0 included: it would start
+    every anchor as background with certainty)."""
+    if prior_prob == BOOK_INIT:
+        return BOOK_INIT
+    if isinstance(prior_prob, bool) or not isinstance(prior_prob, (int, float)) or not 0 < prior_prob < 1:
+        raise FieldError("prior_prob", f"Expected {{name}} in (0, 1), the initial probability that an anchor is an "
+                                       f"object, or {BOOK_INIT!r} for the book's initialisation; received "
+                                       f"{prior_prob!r}")
+    return float(prior_prob)
+
 
 # Layer positions inside a down-sample block: [conv, bn, relu, conv, bn, relu, maxpool]
 _CONV_BN_POSITIONS = ((0, 1), (3, 4))
@@ -44,7 +70,8 @@ class TinySSDSpec:
         bn_momentum: batch-norm momentum in torch's convention (new = (1 - m) * old + m * batch).
         prior_prob: the initial probability that an anchor is an object (of any class), shared
             equally among the classes (RetinaNet's head initialisation, see :func:`init_weights`); in
-            ``(0, 1)``, for any number of classes; ``None`` for PyTorch's default initialisation (the book's).
+            ``(0, 1)``, for any number of classes; :data:`BOOK_INIT` (``"book"``) for PyTorch's default
+            initialisation (the book's; ``None``, as files written before said it, means the same).
             For a sigmoid head it is each class column's initial sigmoid (RetinaNet's ``pi``).
         head: ``"softmax"`` (the book's) or ``"sigmoid"`` (the fastai lesson's BCE: one sigmoid per
             class, the background column kept but unused), how the class logits are read
@@ -69,7 +96,7 @@ class TinySSDSpec:
     ratios: tuple[tuple[float, ...], ...] = BOOK_RATIOS
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
-    prior_prob: float | None = 0.01
+    prior_prob: float | str = 0.01
     head: str = "softmax"
     anchors: str = "book"
     zooms: tuple[float, ...] = (0.75, 1.0, 1.3)
@@ -87,41 +114,39 @@ class TinySSDSpec:
         for name in ("num_classes", "in_channels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be an integer >= 1; received {name}={value!r}")
+                raise InputError(f"Expected {name} to be an integer >= 1; received {name}={value!r}")
         if not self.base_channels or any(c < 1 for c in self.base_channels + self.block_channels):
-            raise ValueError(f"Expected channel counts >= 1 and at least one base block; received "
+            raise InputError(f"Expected channel counts >= 1 and at least one base block; received "
                              f"base_channels={self.base_channels}, block_channels={self.block_channels}")
         scales = self.num_scales
         if len(self.sizes) != scales or len(self.ratios) != scales:
-            raise ValueError(
+            raise InputError(
                 f"This TinySSD has {scales} scales (base network, {len(self.block_channels)} down-sample "
                 f"blocks, global max pool), so it needs {scales} lists of sizes and of ratios; received "
                 f"{len(self.sizes)} size lists and {len(self.ratios)} ratio lists")
         for i, (ss, rr) in enumerate(zip(self.sizes, self.ratios)):
             if not ss or not rr or any(not (math.isfinite(v) and v > 0) for v in ss + rr):
-                raise ValueError(f"Scale {i}: expected non-empty sizes and ratios, all > 0; received "
+                raise InputError(f"Scale {i}: expected non-empty sizes and ratios, all > 0; received "
                                  f"sizes={list(ss)}, ratios={list(rr)}")
-        if self.prior_prob is not None and not (isinstance(self.prior_prob, (int, float)) and 0 < self.prior_prob < 1):
-            raise ValueError(f"Expected prior_prob in (0, 1), the initial probability that an anchor is an object, or "
-                             f"None for the book's initialisation; received {self.prior_prob!r}")
+        object.__setattr__(self, "prior_prob", check_prior_prob(BOOK_INIT if self.prior_prob is None else self.prior_prob))
         if self.head not in ("softmax", "sigmoid"):
-            raise ValueError(f"Expected head to be 'softmax' or 'sigmoid'; received head={self.head!r}")
+            raise InputError(f"Expected head to be 'softmax' or 'sigmoid'; received head={self.head!r}")
         self._check_lesson_fields()
         if not (0 < self.bn_momentum < 1) or not self.bn_eps > 0:
-            raise ValueError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
+            raise InputError(f"Expected 0 < bn_momentum < 1 and bn_eps > 0; received "
                              f"bn_momentum={self.bn_momentum}, bn_eps={self.bn_eps}")
 
     def _check_lesson_fields(self) -> None:
         if self.anchors not in ("book", "lesson"):
-            raise ValueError(f"Expected anchors to be 'book' or 'lesson'; received anchors={self.anchors!r}")
+            raise InputError(f"Expected anchors to be 'book' or 'lesson'; received anchors={self.anchors!r}")
         if not self.zooms or not self.grid_ratios or any(not (math.isfinite(v) and v > 0) for v in self.zooms) or any(
                 len(r) != 2 or not all(math.isfinite(v) and v > 0 for v in r) for r in self.grid_ratios):
-            raise ValueError(f"Expected zooms > 0 and (height, width) grid_ratios > 0; received zooms={self.zooms}, "
+            raise InputError(f"Expected zooms > 0 and (height, width) grid_ratios > 0; received zooms={self.zooms}, "
                              f"grid_ratios={self.grid_ratios}")
         if isinstance(self.predicted_scales, bool) or not 0 <= self.predicted_scales <= self.num_scales:
-            raise ValueError(f"Expected predicted_scales in [0, {self.num_scales}]; received {self.predicted_scales!r}")
+            raise InputError(f"Expected predicted_scales in [0, {self.num_scales}]; received {self.predicted_scales!r}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"Expected dropout in [0, 1); received dropout={self.dropout!r}")
+            raise InputError(f"Expected dropout in [0, 1); received dropout={self.dropout!r}")
 
     @classmethod
     def lesson9(cls, num_classes: int = 1, head: str = "sigmoid", **changes) -> "TinySSDSpec":
@@ -143,7 +168,6 @@ class TinySSDSpec:
     @property
     def coding(self):
         """How box predictions are coded: the book's offsets, or ``None`` -- boxes (the lesson's)."""
-        from multissd.boxes import BOOK_OFFSETS
         return BOOK_OFFSETS if self.anchors == "book" else None
 
     def target_options(self) -> dict:
@@ -171,7 +195,7 @@ class TinySSDSpec:
     def block_layout(self, i: int) -> tuple:
         """Stage ``i`` as data: ``("base", ((in, out), ...))``, ``("down", in, out)`` or ``("global_max_pool",)``."""
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.num_scales:
-            raise ValueError(f"Expected a stage index in [0, {self.num_scales}); received i={i!r}")
+            raise InputError(f"Expected a stage index in [0, {self.num_scales}); received i={i!r}")
         if i == 0:
             chans = (self.in_channels,) + self.base_channels
             return ("base", tuple(zip(chans[:-1], chans[1:])))
@@ -242,13 +266,13 @@ class TinySSDSpec:
         expected = self.parameters()
         for name, (shape, _) in expected.items():
             if name not in weights:
-                raise ValueError(f"{source} has no parameter {name!r} (shape {list(shape)}), which the model needs")
+                raise InputError(f"{source} has no parameter {name!r} (shape {list(shape)}), which the model needs")
             got = tuple(int(d) for d in np.shape(weights[name]))
             if got != shape:
-                raise ValueError(f"Parameter {name!r}: {source} has shape {list(got)}, the model expects {list(shape)}")
+                raise InputError(f"Parameter {name!r}: {source} has shape {list(got)}, the model expects {list(shape)}")
         unexpected = [name for name in weights if name not in expected]
         if unexpected:
-            raise ValueError(f"{source} has parameter {unexpected[0]!r}, which the model does not have "
+            raise InputError(f"{source} has parameter {unexpected[0]!r}, which the model does not have "
                              f"({len(unexpected)} unexpected in all)")
 
     # ---- serialisation ------------------------------------------------------------------------
@@ -260,7 +284,7 @@ class TinySSDSpec:
     def from_json(cls, text: str) -> "TinySSDSpec":
         data = json.loads(text)
         if not isinstance(data, dict) or set(data) - {f for f in cls.__dataclass_fields__}:
-            raise ValueError(f"Not a TinySSD spec: {text[:200]!r}")
+            raise InputError(f"Not a TinySSD spec: {text[:200]!r}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
 
 
@@ -288,14 +312,14 @@ def init_weights(spec: TinySSDSpec, seed: int = 0) -> "OrderedDict[str, np.ndarr
     others 0: for one class, class probability ``p``) -- so training does not first spend its steps
     unlearning 50% object scores on thousands of background anchors. This works for any number of
     classes. A sigmoid head starts each class column at sigmoid ``prior_prob`` instead (RetinaNet's
-    ``log(p / (1 - p))``, where the lesson used -3 or -4). ``prior_prob=None`` keeps PyTorch's default
+    ``log(p / (1 - p))``, where the lesson used -3 or -4). ``prior_prob=BOOK_INIT`` keeps PyTorch's default
     for them too (the book's initialisation). Every backend loads these arrays, so all start from identical weights.
     """
     rng = np.random.default_rng(seed)
     weights: OrderedDict = OrderedDict()
     bounds: dict[str, float] = {}
     for name, (shape, kind) in spec.parameters().items():
-        head = name.startswith(("cls_", "bbox_")) and spec.prior_prob is not None
+        head = name.startswith(("cls_", "bbox_")) and spec.prior_prob != BOOK_INIT
         if kind == "conv.weight":
             fan_in = shape[1] * shape[2] * shape[3]
             bound = 1.0 / math.sqrt(fan_in)
@@ -325,7 +349,7 @@ def resolve_spec(num_classes=1, spec=None) -> TinySSDSpec:
     if spec is None:
         return TinySSDSpec(num_classes=num_classes)
     if not isinstance(spec, TinySSDSpec):
-        raise TypeError(f"Expected spec to be a multissd.TinySSDSpec; received {type(spec).__name__}")
+        raise InputTypeError(f"Expected spec to be a multissd.TinySSDSpec; received {type(spec).__name__}")
     return spec
 
 

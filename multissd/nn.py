@@ -14,17 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import numpy as np
 
 from multissd import checks
+from multissd.classifier import ClassifierSpec
 from multissd.dispatch import Contract
+from multissd.errors import FieldError, InputError
+from multissd.model import TinySSDSpec
 from multissd.types import Layer, Tensor
-
-if TYPE_CHECKING:  # annotations only (multissd.model imports this module's contract)
-    import numpy as np
-
-    from multissd.classifier import ClassifierSpec
-    from multissd.model import TinySSDSpec
 
 REDUCTIONS = ("none", "mean", "sum")
 CLS_LOSSES = ("ce", "focal", "bce", "bce_focal")
@@ -72,24 +69,24 @@ class LossConfig:
 
     def __post_init__(self):
         if self.cls_loss not in CLS_LOSSES:
-            raise ValueError(f"Invalid cls_loss. Expected one of {list(CLS_LOSSES)}; received {self.cls_loss!r}")
+            raise FieldError("cls_loss", f"Invalid {{name}}. Expected one of {list(CLS_LOSSES)}; received {self.cls_loss!r}")
         if self.box_loss not in BOX_LOSSES:
-            raise ValueError(f"Invalid box_loss. Expected one of {list(BOX_LOSSES)}; received {self.box_loss!r}")
+            raise FieldError("box_loss", f"Invalid {{name}}. Expected one of {list(BOX_LOSSES)}; received {self.box_loss!r}")
         numbers = {"sigma": self.sigma, "focal_alpha": self.focal_alpha, "focal_gamma": self.focal_gamma,
                    "cls_weight": self.cls_weight, "box_weight": self.box_weight,
                    "neg_pos_ratio": 1.0 if self.neg_pos_ratio is None else self.neg_pos_ratio}
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"Expected {name} to be a finite number; received {name}={value!r}")
+                raise FieldError(name, f"Expected {{name}} to be a finite number; received {value!r}")
         if not self.sigma > 0:
-            raise ValueError(f"Expected sigma > 0; received sigma={self.sigma!r}")
+            raise FieldError("sigma", f"Expected {{name}} > 0; received {self.sigma!r}")
         if not self.focal_gamma >= 0:
-            raise ValueError(f"Expected focal_gamma >= 0; received {self.focal_gamma!r}")
+            raise FieldError("focal_gamma", f"Expected {{name}} >= 0; received {self.focal_gamma!r}")
         if self.neg_pos_ratio is not None and not self.neg_pos_ratio > 0:
-            raise ValueError(f"Expected neg_pos_ratio > 0 or None; received {self.neg_pos_ratio!r}")
-        if self.cls_weight < 0 or self.box_weight < 0:
-            raise ValueError(f"Expected non-negative loss weights; received cls_weight={self.cls_weight}, "
-                             f"box_weight={self.box_weight}")
+            raise FieldError("neg_pos_ratio", f"Expected {{name}} > 0 or None; received {self.neg_pos_ratio!r}")
+        for name in ("cls_weight", "box_weight"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"Expected {{name}} >= 0 (a loss weight); received {getattr(self, name)!r}")
 
     @property
     def head(self) -> str:
@@ -104,7 +101,7 @@ def _reduction_args(reduction, **_):
     """The argument rule of the losses: ``ValueError`` (containing "Invalid") unless ``reduction``
     is one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"Invalid reduction. Expected one of {list(REDUCTIONS)}; received reduction={reduction!r}")
+        raise InputError(f"Invalid reduction. Expected one of {list(REDUCTIONS)}; received reduction={reduction!r}")
 
 
 def _class_loss_args(logits, labels, reduction, **_):
@@ -115,7 +112,7 @@ def _class_loss_args(logits, labels, reduction, **_):
 
 
 NN = Contract("nn")
-"""The model-and-loss contract: every backend's ``nn.py`` implements :data:`NN_CONTRACT` in this order."""
+"""The model-and-loss contract: every backend's ``nn.py`` implements :data:`CONTRACT` in this order."""
 implements = NN.implements
 
 
@@ -290,7 +287,7 @@ def calc_loss(cls_preds: Tensor, cls_labels: Tensor, bbox_preds: Tensor, bbox_la
 def _head_args(head, **_):
     """The argument rule of the functions that read class logits: a head of :data:`HEADS`."""
     if head not in HEADS:
-        raise ValueError(f"Expected head to be one of {list(HEADS)}; received head={head!r}")
+        raise InputError(f"Expected head to be one of {list(HEADS)}; received head={head!r}")
 
 
 @NN.on_tensors(_head_args)
@@ -324,5 +321,6 @@ def bbox_eval(bbox_preds: Tensor, bbox_labels: Tensor, bbox_masks: Tensor) -> fl
     """Sum of ``|bbox_labels - bbox_preds|`` over matched anchors, as a Python float (the book's)."""
 
 
-NN_CONTRACT = NN.names
+CONTRACT = NN.names
 """The model-and-loss contract, in order. Every backend's ``nn.py`` defines exactly these, in this order."""
+NN_CONTRACT = CONTRACT  # its name before every contract's list was called CONTRACT

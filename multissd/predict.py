@@ -23,83 +23,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from multissd import cli
-from multissd.boxes import DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD, TOPK_CANDIDATES
-from multissd.data.images import rgb_image
+from multissd.boxes import BOOK_NMS_THRESHOLD, NMS_THRESHOLD
+from multissd.data.images import read_image
 from multissd.detection import class_name
 from multissd.host import keep_freed_memory
-from multissd.engine import open_model
+from multissd.inference import DECODINGS, DEFAULT_MIN_DETECTIONS, DEFAULT_THRESHOLD, decode, predict_images
 from multissd.plots import draw_detections
 
-DEFAULT_IMAGE_SIZE = (256, 256)
-DEFAULT_THRESHOLD = 0.9  # the book's display threshold
-DEFAULT_MIN_DETECTIONS = 1
-DECODINGS = ("per-class", "book")
-BOOK_NMS_THRESHOLD = 0.5  # the book's multibox_detection default
-
-
-def read_image(path: Path) -> Image.Image:
-    """The image at ``path`` in RGB; ``ValueError`` naming the path if it is missing or unreadable."""
-    try:
-        with Image.open(path) as image:
-            return rgb_image(image)
-    except FileNotFoundError:
-        raise ValueError(f"Image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"Cannot read image {path}: {error}") from None
-
-
-def decode(box_ops, anchors, cls_probs, bbox_preds, nms_threshold, coding, how: str = "per-class") -> np.ndarray:
-    """One image's detections as float32 ``(N, 6)`` rows ``[class_id, score, x1, y1, x2, y2]``
-    (normalised), best first: ``how="per-class"`` -- :func:`multissd.multibox_detection_per_class`;
-    ``"book"`` -- :func:`multissd.multibox_detection` (the rows with a class)."""
-    inputs = box_ops.asarray(cls_probs), box_ops.asarray(bbox_preds), box_ops.asarray(anchors)
-    if how == "book":
-        rows = box_ops.to_numpy(box_ops.multibox_detection(*inputs, nms_threshold=nms_threshold, coding=coding)[0])
-        return rows[rows[:, 0] >= 0].astype(np.float32)                          # (N, 6), by decreasing score
-    found = box_ops.multibox_detection_per_class(*inputs, SCORE_THRESHOLD, nms_threshold, TOPK_CANDIDATES,
-                                                 DETECTIONS_PER_IMAGE, coding)[0]
-    boxes, scores, labels = (box_ops.to_numpy(found[key]) for key in ("boxes", "scores", "labels"))
-    return np.concatenate([labels[:, None], scores[:, None], boxes], axis=1).astype(np.float32)  # (N, 6)
-
-
-def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float | None = None,
-                   device: str = "auto", min_detections: int = 0, engine: str | None = None, how: str = "per-class"):
-    """Detections per image, best first, by the model in ``weights`` run on ``backend`` (a weights
-    file) or by ONNX Runtime (``engine="onnxruntime"``, an ``.onnx`` file from :mod:`multissd.export`;
-    decoded by the NumPy backend).
-
-    ``how`` is :func:`decode`'s (``"per-class"`` or ``"book"``); ``nms_threshold`` defaults to 0.45
-    per class, 0.5 for the book's. Returns ``(results, class_names)``; ``results`` holds one
-    ``(path, original PIL image, rows)`` per image, ``rows`` float32 ``(N, 6)``
-    ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original image, sorted by score (descending). A row is kept when ``score >= threshold``, or when it is one of
-    the image's ``min_detections`` best (so ``min_detections=1`` always shows the model's best guess).
-    """
-    if isinstance(min_detections, bool) or not isinstance(min_detections, (int, np.integer)) or min_detections < 0:
-        raise ValueError(f"min_detections must be an integer >= 0, got {min_detections!r}")
-    if how not in DECODINGS:
-        raise ValueError(f"Expected how to be one of {list(DECODINGS)}; received {how!r}")
-    if nms_threshold is None:
-        nms_threshold = BOOK_NMS_THRESHOLD if how == "book" else NMS_THRESHOLD
-    runner = open_model(weights, backend, engine, device)
-    adapter, box_ops, net, device = runner.adapter, runner.box_ops, runner.net, runner.device
-    height, width = runner.settings.image_size or DEFAULT_IMAGE_SIZE
-    class_names = runner.settings.class_names
-    results = []
-    for path in map(Path, paths):
-        image = read_image(path)
-        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
-        anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
-        rows = decode(box_ops, anchors, cls_probs, bbox_preds, nms_threshold, net.spec.coding, how)
-        keep = rows[:, 1] >= threshold
-        keep[:min_detections] = True
-        rows = rows[keep]
-        rows[:, 2:] *= np.array([image.width, image.height, image.width, image.height], np.float32)
-        results.append((path, image, rows))
-    return results, class_names
+__all__ = ["main", "parser", "script", "predict_images", "decode", "read_image"]  # the library, re-exported
 
 
 def parser():
@@ -150,9 +82,7 @@ def _predict(args) -> int:
     return 0
 
 
-def script() -> None:
-    """The ``multissd-predict`` console script (the same as ``python -m multissd.predict``)."""
-    sys.exit(main())
+script = cli.script(main)
 
 
 if __name__ == "__main__":

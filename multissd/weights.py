@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from multissd.backends import _registry
-from multissd.config import get_backend
+from multissd import registry
+from multissd.errors import InputError, InputTypeError
+from multissd.registry import get_backend
 from multissd.classifier import ClassifierSpec
 from multissd.model import TinySSDSpec
 
@@ -23,10 +24,10 @@ FORMAT = "multissd.tinyssd/1"
 
 
 def _nn_of(net):
-    name = _registry.backend_name_of(net)
+    name = registry.backend_name_of(net)
     if name is None or not hasattr(net, "spec"):
-        raise TypeError(f"Expected a multissd TinySSD (any backend); received {type(net).__name__}")
-    return _registry.load_nn(name)
+        raise InputTypeError(f"Expected a multissd TinySSD (any backend); received {type(net).__name__}")
+    return registry.load_nn(name)
 
 
 def _umask() -> int:
@@ -66,13 +67,13 @@ def read_file(path, what: str = "weights file") -> tuple[dict[str, np.ndarray], 
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{what[0].upper()}{what[1:]} not found: {path}")
+        raise InputError(f"{what[0].upper()}{what[1:]} not found: {path}")
     try:
         with safe_open(str(path), framework="np") as handle:
             metadata = handle.metadata() or {}
             arrays = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises its own error types for every kind of damage
-        raise ValueError(f"Cannot read {what} {path}: it is truncated or not a safetensors file "
+        raise InputError(f"Cannot read {what} {path}: it is truncated or not a safetensors file "
                          f"({type(error).__name__}: {error})") from None
     return arrays, metadata
 
@@ -97,7 +98,7 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | ClassifierS
         try:
             spec = kind.from_json(metadata["spec"])
         except (ValueError, TypeError, json.JSONDecodeError) as error:
-            raise ValueError(f"Weights file {path} holds an unreadable model spec: {error}") from None
+            raise InputError(f"Weights file {path} holds an unreadable model spec: {error}") from None
     return arrays, spec
 
 
@@ -118,8 +119,8 @@ def load_model(path, backend: str | None = None, **kwargs):
     classifiers) and load its weights, on ``backend`` (default: the active one)."""
     arrays, spec = read_weights(path)
     if spec is None:
-        raise ValueError(f"Weights file {path} stores no model spec; build the model yourself and use load_weights")
-    nn = _registry.load_nn(backend or get_backend())
+        raise InputError(f"Weights file {path} stores no model spec; build the model yourself and use load_weights")
+    nn = registry.load_nn(backend or get_backend())
     net = nn.Classifier(spec, **kwargs) if isinstance(spec, ClassifierSpec) else nn.TinySSD(spec=spec, **kwargs)
     spec.check_weights(arrays, source=f"weights file {path}")
     nn.set_weights(net, arrays)

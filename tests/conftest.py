@@ -98,10 +98,10 @@ def rng():
 @pytest.fixture(autouse=True)
 def _restore_backend_choice():
     """Tests may call use_backend; restore the module-level choice afterwards."""
-    from multissd import config
-    saved = config._explicit
+    from multissd import registry
+    saved = registry._explicit
     yield
-    config._explicit = saved
+    registry._explicit = saved
 
 
 def assert_close(actual, expected, dtype="float32"):

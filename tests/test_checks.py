@@ -78,7 +78,7 @@ def test_device_values_are_not_read_back(name, on_a_device, monkeypatch):
 def test_training_step_reads_no_values_back_from_the_device(name, on_a_device):
     """The step's ``multibox_target`` checks shapes only when the tensors are on a device: no
     device-to-host copy (a sync) in the middle of the step."""
-    adapter, nn = backends.load_train(name), backends.load_nn(name)
+    adapter, nn = backends.load_trainer(name), backends.load_nn(name)
     device = adapter.resolve_device("cpu")
     net = adapter.prepare(nn.TinySSD(1, seed=0), device)
     optimizer = adapter.make_optimizer(net, lr=0.01, weight_decay=5e-4)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from conftest import BACKENDS
 
-from multissd import backends, evaluate, export, predict, save_weights, train
+from multissd import backends, evaluate, onnx_export as export, predict, save_weights, train
 from multissd.classifier import ClassifierSpec
 from multissd.data import generate_bananas
-from multissd.engine import OnnxModel, open_model
+from multissd.engine import ONNX_FORMAT, OUTPUT_NAMES, OnnxModel, open_model
 from multissd.model import TinySSDSpec
 
 pytest.importorskip("onnx")
@@ -62,7 +62,7 @@ def exported(runs, tmp_path_factory):
 def assert_equal_to_numpy(onnx_file, weights):
     """ONNX Runtime's three outputs at batch 1 and 8 within RELATIVE of the NumPy forward's."""
     worst = export.compare_with_numpy(onnx_file, weights, batches=(1, 8))
-    assert set(worst) == set(export.OUTPUT_NAMES)
+    assert set(worst) == set(OUTPUT_NAMES)
     assert max(worst.values()) <= RELATIVE, worst
 
 
@@ -119,14 +119,14 @@ def test_export_writes_the_models_config(runs, exported):
     onnx_file = exported(trained_by, EXPORTERS[-1])
     model = onnx.load(str(onnx_file))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["multissd.format"] == export.ONNX_FORMAT
+    assert meta["multissd.format"] == ONNX_FORMAT
     assert TinySSDSpec.from_json(meta["multissd.spec"]).head == config["spec"]["head"]
     assert json.loads(meta["multissd.class_names"]) == config["class_names"] == ["banana"]
     assert json.loads(meta["multissd.image_size"]) == [64, 64]
     assert meta["multissd.head"] == config["spec"]["head"]
     assert json.loads(meta["multissd.run"])["data"] == config["data"]
     assert [i.name for i in model.graph.input] == ["images"]
-    assert [o.name for o in model.graph.output] == list(export.OUTPUT_NAMES)
+    assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch
     assert not list(onnx_file.parent.glob(".*.tmp"))  # the temporary file is gone
 

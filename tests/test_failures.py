@@ -15,7 +15,7 @@ from PIL import Image
 from test_datasets import write_book_folder
 from test_train_cli import _StopAfter, metrics, run_train, tiny_data  # noqa: F401  (tiny_data: fixture)
 
-from multissd import backends, evaluate, predict, train, training
+from multissd import backends, evaluate, inference, predict, train, training
 from multissd.training import loop
 from multissd.weights import read_weights
 
@@ -61,7 +61,7 @@ class _Killed(BaseException):
 @pytest.mark.parametrize("backend", TRAINERS)
 def test_killed_mid_epoch_then_resumed_is_bit_identical_R49(backend, tiny_data, tmp_path, monkeypatch):
     assert run_train(tiny_data, tmp_path / "straight", "--epochs", "3", backend=backend) == 0
-    adapter = backends.load_train(backend)
+    adapter = backends.load_trainer(backend)
     real_step, steps = adapter.train_step, {"n": 0}
 
     def dies_in_epoch_2(*args, **kwargs):
@@ -127,7 +127,7 @@ def test_ninety_nine_classes_train_R43(tmp_path):
 
 @needs_torch
 def test_a_folder_without_checkpoint_is_reused_and_not_resumed_R45(tiny_data, tmp_path, monkeypatch, capsys):
-    adapter = backends.load_train("torch")
+    adapter = backends.load_trainer("torch")
     real_step = adapter.train_step
     monkeypatch.setattr(adapter, "train_step", lambda *a, **k: (_ for _ in ()).throw(_Killed()))
     with pytest.raises(_Killed):  # killed during its first epoch: config.json, no checkpoint
@@ -144,7 +144,7 @@ def test_a_folder_without_checkpoint_is_reused_and_not_resumed_R45(tiny_data, tm
 @pytest.mark.parametrize("option, message", [
     (["--lr", "-1"], "--lr must be a finite number > 0; received -1"),
     (["--lr", "nan"], "--lr must be a finite number > 0; received nan"),
-    (["--cls-weight", "nan"], "Expected cls_weight to be a finite number"),
+    (["--cls-weight", "nan"], "Expected --cls-weight to be a finite number"),
     (["--momentum", "1.5"], "--momentum must be a finite number >= 0 and < 1"),
     (["--threads", "-2"], "--threads must be a whole number >= 1; received -2"),
     (["--image-size", "32"], "--image-size: images of 32x32 are too small for TinySSD, .* at least 64x64"),
@@ -171,7 +171,7 @@ def test_data_too_small_for_the_model_R47(tmp_path, capsys):
 
 @needs_torch
 def test_divergence_in_the_first_epoch_claims_no_checkpoint_R46(tiny_data, tmp_path, monkeypatch, capsys):
-    adapter = backends.load_train("torch")
+    adapter = backends.load_trainer("torch")
     monkeypatch.setattr(adapter, "train_step", lambda *a, **k: (_ for _ in ()).throw(FloatingPointError("loss is nan")))
     assert run_train(tiny_data, tmp_path / "run") == 1
     line = _error(capsys)
@@ -184,7 +184,7 @@ def test_weights_that_became_non_finite_stop_the_run_R46(tiny_data, tmp_path, mo
     """The last step of an epoch leaves NaN weights, its loss was finite: the run stops naming it
     (it failed in validation with "boxes1 contains a non-finite coordinate" and kept no checkpoint)."""
     import torch
-    adapter = backends.load_train("torch")
+    adapter = backends.load_trainer("torch")
     real_step, steps = adapter.train_step, {"n": 0}
 
     def poisons_the_weights(net, *args, **kwargs):
@@ -207,7 +207,7 @@ def test_huge_weights_still_give_a_run_and_its_pictures_R46(tiny_data, tmp_path,
     """Weights that grew huge but stay finite (--lr 2): the run ends, or stops naming the divergence,
     without a matplotlib or box-check traceback."""
     import torch
-    adapter = backends.load_train("torch")
+    adapter = backends.load_trainer("torch")
     real_step = adapter.train_step
 
     def blows_up(net, *args, **kwargs):
@@ -295,7 +295,7 @@ def test_predict_and_evaluate_out_problems_R48(weights_file, tmp_path, capsys):
 # ---- R52, R54: evaluate and predict --------------------------------------------------------------------
 
 def test_evaluate_checks_the_weights_before_the_data_R52(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(evaluate, "load_splits", lambda *a, **k: pytest.fail("the data was loaded first"))
+    monkeypatch.setattr(inference, "load_splits", lambda *a, **k: pytest.fail("the data was loaded first"))
     assert evaluate.main(["--weights", str(tmp_path / "missing.safetensors"), "--backend", "numpy"]) == 2
     assert f"Weights file not found: {tmp_path / 'missing.safetensors'}" in _error(capsys)
 
@@ -329,3 +329,63 @@ def test_stale_temporary_files_are_removed_and_modes_are_usual_R55_R56(weights_f
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # mkstemp made it 0o600
+
+
+# ---- a mistake is one line; a bug keeps its traceback (issue #26) ----------------------------------
+
+def _fails_in_the_loop(error: BaseException):
+    def learning_rate(*args, **kwargs):
+        raise error
+    return learning_rate
+
+
+@needs_torch
+def test_a_bug_inside_the_training_loop_keeps_its_traceback(tiny_data, tmp_path, monkeypatch):
+    """A ``TypeError`` multissd did not raise on purpose (a planted bug in the loop) is not dressed as
+    a user error: it propagates out of ``main`` with its traceback (exit 1 from the console script)."""
+    monkeypatch.setattr(loop, "learning_rate", _fails_in_the_loop(TypeError("unsupported operand type(s)")))
+    with pytest.raises(TypeError, match="unsupported operand"):
+        run_train(tiny_data, tmp_path / "run")
+
+
+@needs_torch
+def test_a_deliberate_type_error_inside_the_loop_stays_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+    from multissd.errors import InputTypeError
+    monkeypatch.setattr(loop, "learning_rate", _fails_in_the_loop(InputTypeError("Expected a number; received 'x'")))
+    assert run_train(tiny_data, tmp_path / "run") == 2
+    assert _error(capsys) == "error: Expected a number; received 'x'"
+
+
+def test_multissd_debug_shows_the_traceback_of_a_mistake(tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTISSD_DEBUG", "1")
+    with pytest.raises(ValueError, match="Weights file not found"):
+        evaluate.main(["--weights", str(tmp_path / "missing.safetensors"), "--backend", "numpy"])
+
+
+def test_config_errors_name_the_field_from_python_and_the_option_from_the_command_line(capsys):
+    from multissd.training import TrainConfig
+    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0; received -1"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match=r"^Expected neg_pos_ratio > 0"):
+        TrainConfig(loss={"neg_pos_ratio": -2.0})
+    assert train.main(["--lr", "-1", "--backend", "numpy"]) == 2
+    assert _error(capsys) == "error: --lr must be a finite number > 0; received -1.0"
+
+
+def test_every_error_multissd_raises_on_purpose_is_marked_as_its_own():
+    """No ``raise ValueError(...)``/``raise TypeError(...)`` is left in multissd: a deliberate error is
+    an :class:`~multissd.errors.InputError`/``InputTypeError`` (one line on a command line), and only
+    the contract machinery (``dispatch.py``: a backend written against its contract) raises plain ones."""
+    import ast
+    from pathlib import Path
+
+    import multissd
+    plain = []
+    for path in sorted(Path(multissd.__file__).parent.rglob("*.py")):
+        if path.name == "dispatch.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name)
+                    and node.exc.func.id in ("ValueError", "TypeError")):
+                plain.append(f"{path.name}:{node.lineno}")
+    assert plain == []

@@ -10,6 +10,8 @@ from test_train_cli import run_train, tiny_data  # noqa: F401  (tiny_data: fixtu
 
 import multissd
 from multissd import LossConfig, TinySSDSpec, backends, predict, train
+from multissd.model import BOOK_INIT
+from multissd.training import TrainConfig
 from multissd.weights import read_weights
 
 needs_torch = pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
@@ -291,11 +293,21 @@ def test_evaluate_reports_what_training_reported_for_a_sigmoid_model(tiny_data, 
 
 def test_the_head_initialisation_is_one_option():
     """``--prior-prob``: RetinaNet's start at P (softmax: shared by the classes; sigmoid: per class), or
-    0 for the book's initialisation; recorded with the model's spec."""
-    for argv, prior, head in ((["--prior-prob", "0"], None, "softmax"), (["--prior-prob", "0.05", "--cls-loss", "bce"],
-                                                                          0.05, "sigmoid"), ([], 0.01, "softmax")):
+    ``book`` for the book's initialisation -- the one name the spec, ``TrainConfig`` and the CLI take;
+    0 is refused by all three; recorded with the model's spec."""
+    for argv, prior, head in ((["--prior-prob", "book"], BOOK_INIT, "softmax"),
+                              (["--prior-prob", "0.05", "--cls-loss", "bce"], 0.05, "sigmoid"), ([], 0.01, "softmax")):
         config = train.config_from_args(train.parser().parse_args(argv))
         spec = config.model_spec(num_classes=3)
         assert (spec.prior_prob, spec.head) == (prior, head)
-    with pytest.raises(ValueError, match="--prior-prob must be in"):
-        train.config_from_args(train.parser().parse_args(["--prior-prob", "1.5"]))
+    assert TinySSDSpec(prior_prob=BOOK_INIT) == TinySSDSpec(prior_prob=None)  # how older files say it
+    assert TrainConfig(prior_prob=BOOK_INIT).model_spec().prior_prob == BOOK_INIT
+    for bad in ("1.5", "0", "0.0"):
+        assert train.main(["--prior-prob", bad, "--backend", "numpy"]) == 2
+        with pytest.raises(ValueError, match="prior_prob in"):
+            train.config_from_args(train.parser().parse_args(["--prior-prob", bad]))
+    for bad in (0, 0.0, 1.0, "none"):
+        with pytest.raises(ValueError, match=r"^Expected prior_prob in \(0, 1\)"):
+            TinySSDSpec(prior_prob=bad)
+        with pytest.raises(ValueError, match=r"^Expected prior_prob in \(0, 1\)"):
+            TrainConfig(prior_prob=bad)

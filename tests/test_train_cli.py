@@ -11,6 +11,7 @@ import pytest
 from conftest import BACKENDS
 
 from multissd import backends, predict, train, training
+from multissd.model import BOOK_INIT
 from multissd.training import loop
 from multissd.data import generate_bananas
 from multissd.weights import read_weights
@@ -122,7 +123,7 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact_R38(tiny_data, tmp_path, mon
 @pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
 def test_nan_loss_stops_naming_epoch_and_batch_R35(tiny_data, tmp_path, monkeypatch, capsys):
     from multissd import backends
-    adapter = backends.load_train("torch")
+    adapter = backends.load_trainer("torch")
     real_step, calls = adapter.train_step, {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -292,7 +293,7 @@ def test_momentum_buffers_are_checkpointed_and_restored(tiny_data, tmp_path, bac
     assert run_train(tiny_data, tmp_path / "run", backend=backend) == 0
     weights, state = training.load_checkpoint(tmp_path / "run")
     assert set(state["momentum"]) == {n for n in weights if "running" not in n and "num_batches" not in n}
-    adapter, nn = backends.load_train(backend), backends.load_nn(backend)
+    adapter, nn = backends.load_trainer(backend), backends.load_nn(backend)
     model = nn.TinySSD(1, seed=0)
     optimizer = adapter.make_optimizer(model, 0.1, 0.0, 0.9)
     adapter.set_momentum(optimizer, model, state["momentum"])
@@ -375,7 +376,7 @@ def test_recipe_book_is_the_books_run():
     assert (book.lr, book.momentum, book.lr_schedule, book.augment, book.weight_decay) == (0.2, 0.0, "constant",
                                                                                          "none", 5e-4)
     assert book.loss["neg_pos_ratio"] is None and book.loss["box_weight"] == 1.0
-    assert book.prior_prob is None and book.model_spec().prior_prob is None and book.epochs == 20
+    assert book.prior_prob == BOOK_INIT and book.model_spec().prior_prob == BOOK_INIT and book.epochs == 20
     default = train.config_from_args(train.parser().parse_args(["--backend", "numpy"]))
     assert default.prior_prob == 0.01 and default.epochs == 12 and default.lr == 0.002
     mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
@@ -405,3 +406,26 @@ def test_predict_decode_book_runs_the_books_multibox_detection(trained_run, tiny
     np.testing.assert_allclose(rows[:, 1:], expected[:, 1:], rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="how to be one of"):
         predict.predict_images([image], trained_run / "weights.safetensors", backend, how="greedy")
+
+
+def test_the_command_line_is_derived_from_the_config_fields():
+    """One option per setting of ``TrainConfig`` and ``LossConfig`` (issue #26: no parallel tables):
+    every field but the ones filled in from the data has its option, and the parser's defaults are
+    "not given" -- the defaults a run gets are the recipe's and the dataclasses', which the help shows."""
+    from dataclasses import fields
+
+    from multissd.nn import LossConfig
+    from multissd.training import TrainConfig
+    from multissd.training.options import OPTIONS
+    from_the_data = {"spec", "class_names", "loss"}
+    wanted = {f.name for f in fields(TrainConfig)} - from_the_data
+    wanted |= {f"loss.{f.name}" for f in fields(LossConfig)} - {"loss.focal_alpha", "loss.focal_gamma"}
+    assert sorted(option.field for option in OPTIONS) == sorted(wanted)
+    args = train.parser().parse_args([])
+    assert all(getattr(args, option.dest) is None for option in OPTIONS)
+    help_text = " ".join(train.parser().format_help().split())
+    assert "SGD learning rate (default from the recipe -- --recipe ssd: 0.002, --recipe book: 0.2)" in help_text
+    assert "images per step (default 32)" in help_text
+    config = train.config_from_args(args)
+    assert (config.lr, config.batch_size, config.weight_decay, config.epochs) == (0.002, 32, 5e-4, 12)
+    assert config.loss == {**TrainConfig().loss}

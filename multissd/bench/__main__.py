@@ -104,7 +104,7 @@ def make_inputs(args, log=print) -> tuple[dict, str]:
         images = val.images[np.arange(batch) % len(val)].astype(np.float32)
         source = "banana validation images"
     backend = backends.available_backends()[0]  # the first installed of torch, paddle, numpy
-    adapter, nn = backends.load_train(backend), backends.load_nn(backend)
+    adapter, nn = backends.load_trainer(backend), backends.load_nn(backend)
     weights = args.weights or ("runs/tinyssd/weights.safetensors"
                                if Path("runs/tinyssd/weights.safetensors").is_file() and not args.tiny else None)
     net = nn.TinySSD(num_classes=1, seed=0)

@@ -75,7 +75,7 @@ def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
     if tuned:
         keep_freed_memory()
     backends.load(backend)
-    adapter, nn = backends.load_train(backend), backends.load_nn(backend)
+    adapter, nn = backends.load_trainer(backend), backends.load_nn(backend)
     if tuned:
         adapter.set_threads(None)
     device = adapter.resolve_device("cpu")
@@ -87,8 +87,8 @@ def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
 
 def _native(backend, array):
     """A NumPy array as a CPU tensor of ``backend``."""
-    from multissd.backends import _registry
-    return _registry.load(backend).asarray(array)
+    from multissd import registry
+    return registry.load(backend).asarray(array)
 
 
 def train_torch(inputs, repeat):
@@ -97,7 +97,7 @@ def train_torch(inputs, repeat):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from multissd.backends.torch import train as torch_train
+    from multissd.backends.torch import trainer as torch_train
     result, net, X, Y = _train_multissd("torch", inputs, repeat)
     optimizer = torch_train.make_optimizer(net, 0.0, 0.0)
     with FlopCounterMode(display=False) as counter:
@@ -170,7 +170,7 @@ def _boxes_multissd(backend, inputs, repeat):
     from multissd import backends
     from multissd.host import keep_freed_memory
     keep_freed_memory()
-    boxes, nn, adapter = backends.load(backend), backends.load_nn(backend), backends.load_train(backend)
+    boxes, nn, adapter = backends.load(backend), backends.load_nn(backend), backends.load_trainer(backend)
     adapter.set_threads(None)
     out = _box_cases((boxes.multibox_target, boxes.multibox_detection, lambda a: _native(backend, a)), inputs,
                      repeat)
@@ -209,8 +209,8 @@ def infer_onnxruntime(inputs, repeat):
 
     from multissd import backends, save_weights
     from multissd.engine import OnnxModel
-    from multissd.export import export_onnx
-    nn, adapter = backends.load_nn("numpy"), backends.load_train("numpy")
+    from multissd.onnx_export import export_onnx
+    nn, adapter = backends.load_nn("numpy"), backends.load_trainer("numpy")
     net = nn.TinySSD(num_classes=1)
     nn.set_weights(net, dict(inputs["weights"]))
     exporter = next(name for name in ("torch", "paddle") if backends.is_installed(name))

@@ -1,8 +1,8 @@
 """Data: the banana dataset (synthetic or the book's folder) and batches for every backend."""
 from __future__ import annotations
 
-from multissd.backends import _registry
-from multissd.config import get_backend
+from multissd import registry
+from multissd.registry import get_backend
 from multissd.data.augment import AugmentConfig, BatchSource, augment
 from multissd.data.bananas import bananas, cache_dir, generate_bananas, synthetic_bananas_dir
 from multissd.data.folder import DetectionSplit, read_split, write_split
@@ -24,7 +24,7 @@ def load_data_bananas(batch_size: int, data=None, data_dir=None, seed: int = 0):
     in a new order for each pass. ``data`` is a folder in the book's layout; by default the
     synthetic dataset is used (generated once into the cache, see :func:`cache_dir`).
     """
-    adapter = _registry.load_train(get_backend())
+    adapter = registry.load_trainer(get_backend())
     device = adapter.resolve_device("auto")
     train, val = bananas(data, data_dir, seed=seed)
     train_iter = adapter.make_loader(BatchSource(train), EpochBatchSampler(len(train), batch_size, shuffle=True, seed=seed),

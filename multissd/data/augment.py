@@ -17,6 +17,7 @@ from PIL import Image
 
 from multissd.backends.numpy.boxes import box_iou
 from multissd.data.folder import PADDING
+from multissd.errors import InputError
 
 MIN_IOUS = (None, 0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop modes; None keeps the whole image
 _STREAM = 0xA06  # separates the augmentation draws from other uses of the run's seed
@@ -46,7 +47,7 @@ class AugmentConfig:
         """``"ssd"``: the whole recipe; ``"light"``: flip and colour jitter only (no crop, no zoom-out:
         the objects keep their sizes); ``"none"``: ``None``."""
         if name not in AUGMENTATIONS:
-            raise ValueError(f"Unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
+            raise InputError(f"Unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
         return {"ssd": cls(), "light": cls(zoom_out=0.0, crop=False), "none": None}[name]
 
 

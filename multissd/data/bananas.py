@@ -15,6 +15,7 @@ from pathlib import Path
 from multissd.data import fruit
 from multissd.data.folder import CLASSES_FILE, DetectionSplit, folder_class_names, read_split, write_split
 from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
+from multissd.errors import InputError
 
 DATA_ENV_VAR = "MULTISSD_DATA"
 SYNTHETIC_VERSION = 2
@@ -38,7 +39,7 @@ def cache_dir(data_dir=None) -> Path:
 def _synthetic(kind: str) -> tuple[str, int, tuple]:
     """``SYNTHETIC[kind]``, or a ``ValueError`` naming the kinds there are."""
     if kind not in SYNTHETIC:
-        raise ValueError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
+        raise InputError(f"Unknown synthetic dataset {kind!r}; expected one of {', '.join(SYNTHETIC)}")
     return SYNTHETIC[kind]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from multissd.data.records import Problems, Record, read_pixels
+from multissd.errors import InputError
 
 
 def annotation_file(root: Path, split: str) -> Path | None:
@@ -33,14 +34,14 @@ def read_coco(root, split: str, problems: Problems) -> tuple[list[Record], list[
     root = Path(root)
     path = annotation_file(root, split)
     if path is None:
-        raise ValueError(f"{root / 'annotations'} has no instances_*{split}*.json for the {split} split")
+        raise InputError(f"{root / 'annotations'} has no instances_*{split}*.json for the {split} split")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise InputError(f"{path}: not valid JSON ({error})") from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"{path}: no {key!r} list (expected COCO's instances format)")
+            raise InputError(f"{path}: no {key!r} list (expected COCO's instances format)")
     categories = {c["id"]: c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])}
     folder = root / path.stem.removeprefix("instances_")
     folder = folder if folder.is_dir() else root / "images"

@@ -25,8 +25,8 @@ from multissd.data.coco import is_coco, read_coco
 from multissd.data.folder import SPLIT_FOLDERS, DetectionSplit
 from multissd.data.records import Problems, build_split
 from multissd.data.voc import is_voc, read_voc
-
-DEFAULT_IMAGE_SIZE = (256, 256)
+from multissd.errors import InputError
+from multissd.model import DEFAULT_IMAGE_SIZE
 
 
 def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_bad: bool = False,
@@ -37,7 +37,7 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
     else:
         root = Path(data)
         if not root.is_dir():
-            raise ValueError(f"Data folder not found: {root} (expected 'bananas', 'fruit', or a folder in the "
+            raise InputError(f"Data folder not found: {root} (expected 'bananas', 'fruit', or a folder in the "
                              f"banana-detection, Pascal VOC or COCO layout)")
         problems = Problems(skip_bad)
         size = tuple(image_size) if image_size else DEFAULT_IMAGE_SIZE
@@ -51,14 +51,14 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
             (train_records, names), (val_records, _) = (read_coco(root, split, problems) for split in ("train", "val"))
             train, val = build_split(train_records, names, size), build_split(val_records, names, size)
         else:
-            raise ValueError(f"{root} is in none of the layouts multissd reads: banana-detection (bananas_train/, "
+            raise InputError(f"{root} is in none of the layouts multissd reads: banana-detection (bananas_train/, "
                              f"bananas_val/), Pascal VOC (Annotations/, JPEGImages/, ImageSets/Main/) or COCO "
                              f"(annotations/instances_*.json)")
         if problems.count and progress:
             progress(f"skipped {problems.count} malformed annotations in {root} (see the warnings)")
         for split, name in ((train, "train"), (val, "val")):
             if len(split) == 0:
-                raise ValueError(f"{root}: the {name} split has no usable images")
+                raise InputError(f"{root}: the {name} split has no usable images")
     if image_size:
         train, val = resize_split(train, image_size), resize_split(val, image_size)
     return train, val

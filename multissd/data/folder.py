@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from multissd.data.images import rgb_pixels
+from multissd.errors import InputError
 
 COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
 SPLIT_FOLDERS = {"train": "bananas_train", "val": "bananas_val"}
@@ -72,13 +73,13 @@ class DetectionSplit:
 
 def _fail(path, row, message):
     where = f"{path}, row {row}" if row is not None else str(path)
-    raise ValueError(f"{where}: {message}")
+    raise InputError(f"{where}: {message}")
 
 
 def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float, float]]]:
     """Rows of ``label.csv`` grouped by image name, in file order; errors name the file and row."""
     if not csv_path.is_file():
-        raise ValueError(f"Missing label file: {csv_path} (expected a CSV with columns {','.join(COLUMNS)})")
+        raise InputError(f"Missing label file: {csv_path} (expected a CSV with columns {','.join(COLUMNS)})")
     objects: dict[str, list] = {}
     with open(csv_path, newline="") as handle:
         reader = csv.reader(handle)
@@ -151,7 +152,7 @@ def read_split(folder, split: str, class_names: list[str] | None = None) -> Dete
     folder's classes (:func:`folder_class_names`) unless ``class_names`` is given."""
     root = Path(folder)
     if not root.is_dir():
-        raise ValueError(f"Data folder not found: {root} (expected the book's banana-detection layout)")
+        raise InputError(f"Data folder not found: {root} (expected the book's banana-detection layout)")
     split_dir = root / SPLIT_FOLDERS[split]
     objects = read_labels(split_dir / "label.csv")
     if class_names is None:

@@ -1,8 +1,12 @@
 """Image files as RGB pixels, whatever their bit depth."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from multissd.errors import InputError
 
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
@@ -22,3 +26,15 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
 def rgb_image(image: Image.Image) -> Image.Image:
     """The PIL image as 8-bit RGB (see :func:`rgb_pixels`)."""
     return image.convert("RGB") if image.mode not in _SIXTEEN_BIT + ("I",) else Image.fromarray(rgb_pixels(image))
+
+
+def read_image(path: Path) -> Image.Image:
+    """The image file at ``path`` in 8-bit RGB; ``ValueError`` naming the path if it is missing or
+    unreadable."""
+    try:
+        with Image.open(path) as image:
+            return rgb_image(image)
+    except FileNotFoundError:
+        raise InputError(f"Image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InputError(f"Cannot read image {path}: {error}") from None

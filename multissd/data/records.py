@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from multissd.data.folder import PADDING, DetectionSplit
 from multissd.data.images import rgb_pixels
+from multissd.errors import InputError
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Problems:
 
     def report(self, message: str) -> None:
         if not self.skip_bad:
-            raise ValueError(f"{message} (--skip-bad skips such annotations with a warning)")
+            raise InputError(f"{message} (--skip-bad skips such annotations with a warning)")
         self.count += 1
         warnings.warn(f"skipped: {message}", stacklevel=2)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multissd.errors import InputError
+
 
 class EpochBatch(list):
     """A batch's image indices (a list) that also knows its ``epoch`` (it seeds augmentation)."""
@@ -32,11 +34,11 @@ class EpochBatchSampler:
     def __init__(self, num_items: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1, drop_last: bool = False):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Expected batch_size to be an integer >= 1; received {batch_size!r}")
+            raise InputError(f"Expected batch_size to be an integer >= 1; received {batch_size!r}")
         if not 0 <= rank < world_size:
-            raise ValueError(f"Expected 0 <= rank < world_size; received rank={rank}, world_size={world_size}")
+            raise InputError(f"Expected 0 <= rank < world_size; received rank={rank}, world_size={world_size}")
         if batch_size < world_size:
-            raise ValueError(f"The global batch size {batch_size} is smaller than the number of processes {world_size}")
+            raise InputError(f"The global batch size {batch_size} is smaller than the number of processes {world_size}")
         self.num_items, self.batch_size, self.shuffle, self.seed = num_items, batch_size, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.epoch, self._skip = 0, 0

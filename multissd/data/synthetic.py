@@ -15,7 +15,9 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-IMAGE_SIZE = 256
+from multissd.model import DEFAULT_IMAGE_SIZE
+
+IMAGE_SIZE = DEFAULT_IMAGE_SIZE[0]  # the synthetic images are square, at the book's size
 # The banana's box: its longer side, as a fraction of the image side. Most boxes are 0.2-0.45 (a few
 # down to about 0.15): the book's TinySSD has no anchor smaller than 0.2, so a much smaller banana
 # could not be matched to any anchor at IoU 0.5.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from multissd.data.records import Problems, Record, read_pixels
+from multissd.errors import InputError
 
 SPLIT_FILES = {"train": ("train", "trainval"), "val": ("val", "test")}
 
@@ -28,18 +29,18 @@ def image_ids(root: Path, split: str) -> tuple[Path, list[str]]:
         path = root / "ImageSets" / "Main" / f"{name}.txt"
         if path.is_file():
             return path, [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-    raise ValueError(f"{root / 'ImageSets' / 'Main'} has no {' or '.join(n + '.txt' for n in SPLIT_FILES[split])} "
+    raise InputError(f"{root / 'ImageSets' / 'Main'} has no {' or '.join(n + '.txt' for n in SPLIT_FILES[split])} "
                      f"listing the {split} images")
 
 
 def _number(node, tag: str, where: str) -> float:
     child = node.find(tag)
     if child is None or child.text is None:
-        raise ValueError(f"{where}: no <{tag}>")
+        raise InputError(f"{where}: no <{tag}>")
     try:
         return float(child.text)
     except ValueError:
-        raise ValueError(f"{where}: <{tag}> is {child.text!r}, not a number") from None
+        raise InputError(f"{where}: <{tag}> is {child.text!r}, not a number") from None
 
 
 def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, int]] | None:
@@ -56,7 +57,7 @@ def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, in
     try:
         size = root.find("size")
         if size is None:
-            raise ValueError(f"{path}: no <size>")
+            raise InputError(f"{path}: no <size>")
         width, height = int(_number(size, "width", f"{path} <size>")), int(_number(size, "height", f"{path} <size>"))
     except ValueError as error:
         problems.report(str(error))
@@ -67,15 +68,15 @@ def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, in
         where = f"{path}, object {index} ({name or 'no name'})"
         try:
             if not name:
-                raise ValueError(f"{where}: no <name>")
+                raise InputError(f"{where}: no <name>")
             box = node.find("bndbox")
             if box is None:
-                raise ValueError(f"{where}: no <bndbox>")
+                raise InputError(f"{where}: no <bndbox>")
             xmin, ymin, xmax, ymax = (_number(box, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax"))
             if not (xmin < xmax and ymin < ymax):
-                raise ValueError(f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) has a negative or zero size")
+                raise InputError(f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) has a negative or zero size")
             if xmin < 1 or ymin < 1 or xmax > width or ymax > height:
-                raise ValueError(f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the "
+                raise InputError(f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the "
                                  f"{width}x{height} image")
         except ValueError as error:
             problems.report(str(error))

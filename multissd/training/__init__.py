@@ -6,7 +6,7 @@
 - ``loop.py`` -- :func:`train`: epochs, steps, Ctrl-C, validation figures, what is saved after each epoch;
 - ``distributed.py`` -- the processes of a data-parallel run (rank 0 writes; collectives).
 
-The command line is :mod:`multissd.train`; the backends' ``train`` modules supply the step.
+The command line is :mod:`multissd.train`; the backends' ``trainer`` modules (:mod:`multissd.trainer`) supply the step.
 """
 from multissd.training.checkpoint import CHECKPOINT, METRIC_COLUMNS, load_checkpoint
 from multissd.training.config import DEFAULT_EPOCHS, DEFAULT_RECIPE, LR_SCHEDULES, RECIPES, TrainConfig

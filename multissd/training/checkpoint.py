@@ -13,6 +13,7 @@ import io
 import json
 from pathlib import Path
 
+from multissd.errors import InputError
 from multissd.training.config import TrainConfig
 from multissd.weights import read_file, write_file
 
@@ -37,7 +38,7 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     path = Path(run) / CHECKPOINT
     arrays, metadata = read_file(path, what="checkpoint")
     if metadata.get("format") != CHECKPOINT_FORMAT or "state" not in metadata:
-        raise ValueError(f"{path} is not a multissd checkpoint (format {metadata.get('format')!r})")
+        raise InputError(f"{path} is not a multissd checkpoint (format {metadata.get('format')!r})")
     state = json.loads(metadata["state"])
     state["momentum"] = {name[len(MOMENTUM_PREFIX):]: arrays.pop(name) for name in list(arrays)
                          if name.startswith(MOMENTUM_PREFIX)}
@@ -53,13 +54,13 @@ def saved_config(run) -> dict:
     or unreadable."""
     path = Path(run) / "config.json"
     if not path.is_file():
-        raise ValueError(f"Cannot resume {run}: it has no config.json (not a multissd run folder)")
+        raise InputError(f"Cannot resume {run}: it has no config.json (not a multissd run folder)")
     try:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"Cannot resume {run}: {path} is not valid JSON ({error})") from None
+        raise InputError(f"Cannot resume {run}: {path} is not valid JSON ({error})") from None
     if not isinstance(saved, dict):
-        raise ValueError(f"Cannot resume {run}: {path} does not hold a run's settings")
+        raise InputError(f"Cannot resume {run}: {path} does not hold a run's settings")
     return saved
 
 
@@ -77,19 +78,19 @@ def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple
     checks a new run's folder without creating or cleaning it (the other processes of a distributed run)."""
     run = Path(config.out)
     if run.exists() and not run.is_dir():
-        raise ValueError(f"--out {run} is a file, not a folder")
+        raise InputError(f"--out {run} is a file, not a folder")
     if resume:
         if not (run / CHECKPOINT).is_file() and (run / "config.json").is_file():
-            raise ValueError(f"Cannot resume {run}: the run stopped before the end of its first epoch, so it has no "
+            raise InputError(f"Cannot resume {run}: the run stopped before the end of its first epoch, so it has no "
                              f"checkpoint; start it again (the same --out reuses the folder)")
         weights, state = load_checkpoint(run)
         if config.epochs < state["epoch"]:
-            raise ValueError(f"--epochs {config.epochs}: {run} has already trained {state['epoch']} epochs; a resumed "
+            raise InputError(f"--epochs {config.epochs}: {run} has already trained {state['epoch']} epochs; a resumed "
                              f"run goes on from there (ask for {state['epoch']} or more)")
         return config, run, weights, state
     if run.exists() and any(run.iterdir()):
         if not _leftovers_of_a_failed_run(run):
-            raise ValueError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
+            raise InputError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
                              f"another --out")
         if create:
             for path in run.iterdir():

@@ -6,10 +6,11 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from multissd.backends._registry import BACKEND_NAMES, DEVICES
 from multissd.data.augment import AugmentConfig
-from multissd.model import TinySSDSpec
+from multissd.errors import FieldError, InputError
+from multissd.model import BOOK_INIT, TinySSDSpec, check_prior_prob
 from multissd.nn import LossConfig
+from multissd.registry import DEVICES, REGISTRY
 
 DEFAULT_EPOCHS = 12
 RECIPES = {
@@ -20,10 +21,9 @@ RECIPES = {
     "ssd": dict(lr=0.002, momentum=0.9, lr_schedule="cosine", augment="light", neg_pos_ratio=3.0, box_weight=1.0,
                 prior_prob=0.01, epochs=DEFAULT_EPOCHS),
     # The book's run: plain SGD at 0.2, every anchor in both terms' averages, box weight 1, fixed rate,
-    # the book's initialisation of the heads (prior_prob 0: PyTorch's default, drawn by the spec) and
-    # its 20 epochs.
+    # the book's initialisation of the heads (PyTorch's default, drawn by the spec) and its 20 epochs.
     "book": dict(lr=0.2, momentum=0.0, lr_schedule="constant", augment="none", neg_pos_ratio=None, box_weight=1.0,
-                 prior_prob=0.0, epochs=20),
+                 prior_prob=BOOK_INIT, epochs=20),
 }
 """Training recipes (``python -m multissd.train --recipe``). ``ssd`` is the default: on the banana
 data its 12-epoch run reaches a validation mAP@0.5 above 0.9, where the book's recipe left the box
@@ -44,7 +44,7 @@ class TrainConfig:
 
     backend: str = "torch"
     model: str = "tinyssd"             # MODELS: the book's TinySSD or the fastai lesson's SSD
-    prior_prob: float | None = 0.01    # the heads' initial object probability (None: the book's initialisation)
+    prior_prob: float | str = _SSD["prior_prob"]  # the heads' initial object probability, or BOOK_INIT (the book's)
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 32
     recipe: str = DEFAULT_RECIPE       # where the defaults of the fields below came from (RECIPES)
@@ -75,34 +75,33 @@ class TrainConfig:
         if isinstance(self.augment, bool):  # a config.json written when augmentation was on/off: SSD's or none
             self.augment = "ssd" if self.augment else "none"
         AugmentConfig.named(self.augment)  # raises on an unknown name
-        for name, allowed in (("recipe", RECIPES), ("lr_schedule", LR_SCHEDULES), ("backend", BACKEND_NAMES),
+        for name, allowed in (("recipe", RECIPES), ("lr_schedule", LR_SCHEDULES), ("backend", REGISTRY),
                               ("device", DEVICES), ("model", MODELS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"Expected {name} to be one of {', '.join(allowed)}; received {getattr(self, name)!r}")
+                raise FieldError(name, f"Expected {{name}} to be one of {', '.join(allowed)}; received "
+                                       f"{getattr(self, name)!r}")
         self._check_numbers()
-        if self.prior_prob is not None and not (isinstance(self.prior_prob, (int, float)) and 0 < self.prior_prob < 1):
-            raise ValueError(f"--prior-prob must be in (0, 1), or 0 for the book's initialisation; received "
-                             f"{self.prior_prob!r}")
+        self.prior_prob = check_prior_prob(self.prior_prob)
         self.loss_config()  # raises for a bad loss setting (nan weights, ...)
         if self.image_size is not None:
             self.image_size = [int(v) for v in self.image_size]
-            self.check_image_size(self.image_size, "--image-size")
+            self.check_image_size(self.image_size)
 
     def _check_numbers(self) -> None:
-        """``ValueError`` naming the option of a number out of its range."""
+        """``ValueError`` naming the setting of a number out of its range."""
         for name, low, high, low_inclusive in (("lr", 0, math.inf, False), ("weight_decay", 0, math.inf, True),
                                                ("momentum", 0, 1, True)):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or not (low <= value if low_inclusive else low < value) or not value < high):
                 bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if math.isfinite(high) else "")
-                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {bound}; received {value!r}")
+                raise FieldError(name, f"{{name}} must be a finite number {bound}; received {value!r}")
         for name, value, allow_none in (("epochs", self.epochs, True), ("batch_size", self.batch_size, False),
                                         ("threads", self.threads, True)):
             if value is None and allow_none:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1; received {value!r}")
+                raise FieldError(name, f"{{name}} must be a whole number >= 1; received {value!r}")
 
     def model_spec(self, num_classes: int = 1) -> TinySSDSpec:
         """The run's model: its saved spec, else the book's TinySSD with ``num_classes`` and the head
@@ -114,19 +113,24 @@ class TrainConfig:
             return TinySSDSpec.lesson9(num_classes, **fields)
         return TinySSDSpec(num_classes=num_classes, **fields)
 
-    def check_image_size(self, size, what: str) -> None:
-        """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model."""
+    def check_image_size(self, size, what: str | None = None) -> None:
+        """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model, naming
+        ``what`` (the data), or the ``image_size`` setting when ``what`` is ``None``."""
         smallest = self.model_spec().min_image_size
         if min(size) < smallest:
-            raise ValueError(f"{what}: images of {size[1]}x{size[0]} are too small for TinySSD, which halves them "
-                             f"{smallest.bit_length() - 1} times; it needs at least {smallest}x{smallest} "
-                             f"(train with --image-size {smallest} or more)")
+            problem = (f"images of {size[1]}x{size[0]} are too small for TinySSD, which halves them "
+                       f"{smallest.bit_length() - 1} times; it needs at least {smallest}x{smallest}")
+            if what is None:
+                raise FieldError("image_size", f"{{name}}: {problem} ({{name}} {smallest} or more)")
+            raise InputError(f"{what}: {problem} (train with --image-size {smallest} or more)")
 
     @classmethod
     def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":
         """The config of a saved ``config.json``, with ``overrides``. A config written before a field
         existed gets what that run used: the book's constant rate, no augmentation, plain SGD."""
         saved = {"lr_schedule": "constant", "augment": "none", "momentum": 0.0, "recipe": "book", **saved}
+        if saved.get("prior_prob", None) is None:  # how the book's initialisation was written before BOOK_INIT
+            saved["prior_prob"] = BOOK_INIT
         return cls(**{**saved, **overrides})
 
     def resumed(self, saved: dict) -> "TrainConfig":

@@ -14,6 +14,8 @@ from types import ModuleType
 
 import numpy as np
 
+from multissd.errors import InputError
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -39,10 +41,10 @@ class Ranks:
         """``ValueError`` when the global batch cannot be shared out, or ``--compile`` is asked for
         with several processes."""
         if batch_size % self.world_size:
-            raise ValueError(f"--batch-size {batch_size} (the global batch) must be divisible by the number of "
+            raise InputError(f"--batch-size {batch_size} (the global batch) must be divisible by the number of "
                              f"processes, {self.world_size}")
         if compile and self.world_size > 1:
-            raise ValueError("--compile is not supported with several processes; leave it off")
+            raise InputError("--compile is not supported with several processes; leave it off")
 
     def barrier(self) -> None:
         """Wait for every process."""

@@ -23,11 +23,12 @@ import numpy as np
 from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader when the bar
 #                        is made, and a paddle DataLoader starts reading on iter() -- a second reader of the sampler
 
-from multissd.backends import _registry
+from multissd import registry
 from multissd.data.augment import AugmentConfig, BatchSource
 from multissd.data.datasets import load_splits
 from multissd.data.sampler import EpochBatchSampler
 from multissd.detection import top_detections, validation_figures
+from multissd.errors import InputError
 from multissd.host import keep_freed_memory
 from multissd.plots import plot_curves, plot_detections
 from multissd.training.checkpoint import (CHECKPOINT, prepare_run, save_checkpoint, saved_config, write_metrics,
@@ -95,7 +96,7 @@ class _Session:
 
     @property
     def model_nn(self) -> ModuleType:
-        return _registry.load_nn(self.config.backend)
+        return registry.load_nn(self.config.backend)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> list[dict]:
@@ -111,7 +112,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             log(f"--epochs {config.epochs}: the cosine schedule now decays over {config.epochs} epochs instead of "
                 f"{saved.get('epochs')}, so the remaining steps' learning rates differ from the run's first plan")
     keep_freed_memory()
-    adapter = _registry.load_train(config.backend)
+    adapter = registry.load_trainer(config.backend)
     if not adapter.CAN_TRAIN:
         adapter.make_optimizer(None, config.lr, config.weight_decay, config.momentum)  # raises the one-line error
     adapter.set_threads(config.threads)
@@ -158,10 +159,10 @@ def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
     num_classes = len(train_split.class_names)
     spec = config.model_spec(num_classes)
     if spec.num_classes != num_classes:
-        raise ValueError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
+        raise InputError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
                          f"({', '.join(train_split.class_names)})")
     if spec.head != config.loss_config().head:
-        raise ValueError(f"The model's head is {spec.head} but --cls-loss {config.loss['cls_loss']} trains a "
+        raise InputError(f"The model's head is {spec.head} but --cls-loss {config.loss['cls_loss']} trains a "
                          f"{config.loss_config().head} head")
     config.spec = json.loads(spec.to_json())
     config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
@@ -174,7 +175,7 @@ def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
 def _build(config, adapter, device, ranks, weights, state, log):
     """``(model, net, optimizer)``: the model (from the checkpoint's weights when resuming), what is
     trained (prepared, and wrapped for data parallelism), and its optimiser (momentum restored)."""
-    nn = _registry.load_nn(config.backend)
+    nn = registry.load_nn(config.backend)
     model = nn.TinySSD(spec=config.model_spec(), seed=config.seed)
     if weights is not None:
         nn.set_weights(model, weights)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, LESSON_GRIDS,
-                            LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
+from multissd.boxes import (BACKGROUND, BOOK_NMS_THRESHOLD, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE,
+                            LESSON_GRIDS, LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
                             SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
 
@@ -32,7 +32,8 @@ def to_numpy(x):
     return np.asarray(x)
 
 
-def on_host(x) -> bool:
+@implements
+def on_host(x):
     """NumPy arrays are always in host memory (argument checks may read them)."""
     return True
 
@@ -141,12 +142,19 @@ def assign_anchor_to_bbox(ground_truth, anchors, device=None, iou_threshold=0.5)
     return _assign(_pairwise_iou(anchors, ground_truth.astype(anchors.dtype)), iou_threshold)
 
 
+def _unmatched(jaccard):
+    """Every anchor of an IoU matrix ``(A, G)`` unmatched: int64 ``(A,)`` of :data:`UNMATCHED`, and
+    whether there is anything to match (at least one anchor and one box)."""
+    num_anchors, num_gt_boxes = jaccard.shape
+    return np.full((num_anchors,), UNMATCHED, dtype=np.int64), num_anchors > 0 and num_gt_boxes > 0
+
+
 def _assign(jaccard, iou_threshold):
     """The book's matching on one image's IoU matrix ``(A, G)`` -> int64 ``(A,)``."""
-    num_anchors, num_gt_boxes = jaccard.shape
-    anchors_bbox_map = np.full((num_anchors,), UNMATCHED, dtype=np.int64)
-    if num_anchors == 0 or num_gt_boxes == 0:
+    anchors_bbox_map, any_pairs = _unmatched(jaccard)
+    if not any_pairs:
         return anchors_bbox_map
+    num_anchors, num_gt_boxes = jaccard.shape
     # Every anchor whose best IoU reaches the threshold takes that box.
     max_ious, indices = jaccard.max(axis=1), jaccard.argmax(axis=1)              # (A,), (A,)
     above = max_ious >= iou_threshold
@@ -258,7 +266,7 @@ def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method
 
 
 @implements
-def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
+def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=BOOK_NMS_THRESHOLD,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     dtype, cls_probs, offset_preds = cls_probs.dtype, _upcast(cls_probs), _upcast(offset_preds)  # float16: in float32
@@ -355,9 +363,8 @@ def map_to_ground_truth(ground_truth, anchors, iou_threshold=LESSON_IOU_THRESHOL
 
 def _assign_lesson(jaccard, iou_threshold):
     """The lesson's matching on one image's IoU matrix ``(A, G)`` -> int64 ``(A,)``, its code line by line."""
-    num_anchors, num_gt_boxes = jaccard.shape
-    anchors_bbox_map = np.full((num_anchors,), UNMATCHED, dtype=np.int64)
-    if num_anchors == 0 or num_gt_boxes == 0:
+    anchors_bbox_map, any_pairs = _unmatched(jaccard)
+    if not any_pairs:
         return anchors_bbox_map
     overlaps = jaccard.T                                                         # (G, A), as the lesson's
     prior_idx = overlaps.argmax(axis=1)                                          # (G,) each box's best anchor

@@ -15,8 +15,8 @@ with warnings.catch_warnings():  # paddle warns at import about a C++ compiler c
     warnings.filterwarnings("ignore", message="No ccache found")
     import paddle
 
-from multissd.boxes import (BACKGROUND, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE, LESSON_GRIDS,
-                            LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
+from multissd.boxes import (BACKGROUND, BOOK_NMS_THRESHOLD, BOOK_OFFSETS, BOOK_POS_THRESHOLD, DETECTIONS_PER_IMAGE,
+                            LESSON_GRIDS, LESSON_IOU_THRESHOLD, LESSON_RATIOS, LESSON_ZOOMS, NMS_THRESHOLD, NOT_DETECTED,
                             SCORE_THRESHOLD, TOPK_CANDIDATES, UNMATCHED, anchor_shapes, implements)
 
 
@@ -43,7 +43,8 @@ def to_numpy(x):
     return x.cpu().numpy()
 
 
-def on_host(x) -> bool:
+@implements
+def on_host(x):
     """Whether ``x`` is in CPU memory, where argument checks can read it without a device sync."""
     return x.place.is_cpu_place()
 
@@ -354,7 +355,7 @@ def soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method
 
 @implements
 @paddle.no_grad()  # indices and targets: read the inputs, never differentiate them
-def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=0.5,
+def multibox_detection(cls_probs, offset_preds, anchors, nms_threshold=BOOK_NMS_THRESHOLD,
                        pos_threshold=BOOK_POS_THRESHOLD, coding=BOOK_OFFSETS):
     batch_size, _, num_anchors = (int(d) for d in cls_probs.shape)
     dtype = cls_probs.dtype

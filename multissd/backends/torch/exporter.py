@@ -1,7 +1,7 @@
 """PyTorch: ONNX export with PyTorch's own exporter (``torch.onnx.export``, the ``torch.export``
 -based one, which writes the graph with onnxscript).
 
-Same function as ``paddle/export.py`` and ``numpy/export.py``.
+Same function as ``paddle/exporter.py`` and ``numpy/exporter.py``.
 """
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import warnings
 
 import torch
 
+from multissd.exporter import implements
+
 CAN_EXPORT = True
 
 
+@implements
 def export_onnx(net, path, height: int, width: int, opset: int) -> None:
     """Write ``net``'s eval-mode forward to the ONNX file ``path``: input ``images`` float32
     ``(batch, 3, height, width)`` with a dynamic batch; outputs ``anchors`` ``(1, A, 4)``,

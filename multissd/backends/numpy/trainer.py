@@ -1,6 +1,6 @@
 """NumPy: what the trainer may use of the NumPy backend -- batches and inference; it cannot train.
 
-Same functions, same order as ``torch/train.py`` and ``paddle/train.py``; the training ones raise
+Same functions, same order as ``torch/trainer.py`` and ``paddle/trainer.py``; the training ones raise
 a one-line error that names the backends that can train (``CAN_TRAIN = False``).
 """
 from __future__ import annotations
@@ -9,19 +9,23 @@ import numpy as np
 
 from multissd.backends.numpy import boxes, nn
 from multissd.boxes import BOOK_OFFSETS
+from multissd.errors import InputError
+from multissd.trainer import implements
 
 CAN_TRAIN = False
 _CANNOT_TRAIN = ("The numpy backend runs models but cannot train them (it has no autograd); "
                  "train with --backend torch or --backend paddle")
 
 
+@implements
 def resolve_device(device: str = "auto"):
     """Only the CPU: ``"auto"`` and ``"cpu"`` -> ``"cpu"``."""
     if device in ("auto", "cpu"):
         return "cpu"
-    raise ValueError(f"The numpy backend runs on the CPU only; received device={device!r}")
+    raise InputError(f"The numpy backend runs on the CPU only; received device={device!r}")
 
 
+@implements
 def make_loader(source, sampler, device):
     """NumPy batches ``(features float32 (B, 3, H, W), labels (B, G, 5))`` of a
     :class:`~multissd.data.augment.BatchSource` in ``sampler``'s batches."""
@@ -36,36 +40,43 @@ def make_loader(source, sampler, device):
     return _Loader()
 
 
+@implements
 def prepare(net, device, compile: bool = False):
     """Nothing to move or compile; returns ``net``."""
     return net
 
 
+@implements
 def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
     """Raises ``ValueError``: the numpy backend cannot train."""
-    raise ValueError(_CANNOT_TRAIN)
+    raise InputError(_CANNOT_TRAIN)
 
 
+@implements
 def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
     """No optimiser: NumPy does not train."""
-    raise ValueError(_CANNOT_TRAIN)
+    raise InputError(_CANNOT_TRAIN)
 
 
+@implements
 def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
     """No optimiser: NumPy does not train."""
-    raise ValueError(_CANNOT_TRAIN)
+    raise InputError(_CANNOT_TRAIN)
 
 
+@implements
 def set_lr(optimizer, lr: float) -> None:
     """Raises ``ValueError``: the numpy backend cannot train."""
-    raise ValueError(_CANNOT_TRAIN)
+    raise InputError(_CANNOT_TRAIN)
 
 
+@implements
 def train_step(net, optimizer, X, Y, loss_config, device):
     """Raises ``ValueError``: the numpy backend cannot train."""
-    raise ValueError(_CANNOT_TRAIN)
+    raise InputError(_CANNOT_TRAIN)
 
 
+@implements
 def predict(net, X, device):
     """Eval-mode forward -> ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
     net.eval()
@@ -73,38 +84,46 @@ def predict(net, X, device):
     return anchors, nn.class_probabilities(cls_preds, net.spec.head).transpose(0, 2, 1), bbox_preds
 
 
+@implements
 def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` -> ``(B, A, 6)``."""
     return boxes.multibox_detection(cls_probs, bbox_preds, anchors, nms_threshold=nms_threshold, coding=coding)
 
 
+@implements
 def set_threads(threads: int | None) -> None:
     """NumPy's threads are set by its BLAS; nothing to do."""
 
 
+@implements
 def init_distributed(device) -> tuple[int, int]:
     """``(0, 1)``: the numpy backend does not train, in one process or several."""
     return 0, 1
 
 
+@implements
 def distribute(net, device, sync_bn: bool = False):
     """``net`` itself."""
     return net
 
 
+@implements
 def unwrap(net):
     """``net`` itself."""
     return net
 
 
+@implements
 def all_reduce(values: np.ndarray) -> np.ndarray:
     """``values`` as float64 (one process)."""
     return np.asarray(values, np.float64)
 
 
+@implements
 def barrier() -> None:
     """Nothing to wait for."""
 
 
+@implements
 def shutdown() -> None:
     """Nothing to release."""

@@ -1,7 +1,7 @@
 """PaddlePaddle: ONNX export with Paddle's own exporter (``paddle.onnx.export``: ``paddle.jit``
 traces the model to a static program and paddle2onnx converts it).
 
-Same function as ``torch/export.py`` and ``numpy/export.py``.
+Same function as ``torch/exporter.py`` and ``numpy/exporter.py``.
 """
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from pathlib import Path
 
 import paddle
 
+from multissd.exporter import implements
+
 CAN_EXPORT = True
 
 
+@implements
 def export_onnx(net, path, height: int, width: int, opset: int) -> None:
     """Write ``net``'s eval-mode forward to the ONNX file ``path``: input ``images`` float32
     ``(batch, 3, height, width)`` with a dynamic batch; three outputs, ``(1, A, 4)`` anchors,
     ``(batch, A, C + 1)`` raw class logits and ``(batch, 4A)`` box predictions, as the model's forward
-    returns them (paddle2onnx names them ``fetch_name_*``: :mod:`multissd.export` renames them)."""
+    returns them (paddle2onnx names them ``fetch_name_*``: :mod:`multissd.onnx_export` renames them)."""
     net.eval()
     spec = [paddle.static.InputSpec([None, 3, height, width], "float32", "images")]
     path = Path(path)

@@ -1,6 +1,6 @@
 """PaddlePaddle: the training adapters :mod:`multissd.training` drives (devices, loaders, the step).
 
-Same functions, same order as ``torch/train.py`` and ``numpy/train.py``.
+Same functions, same order as ``torch/trainer.py`` and ``numpy/trainer.py``.
 """
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import paddle
 from multissd.backends.paddle import boxes
 from multissd.backends.paddle import nn
 from multissd.boxes import BOOK_OFFSETS
+from multissd.errors import InputError
 from multissd.host import cpu_count
+from multissd.trainer import implements
 
 CAN_TRAIN = True
 
 
+@implements
 def resolve_device(device: str = "auto"):
     """``"auto"`` (a GPU when paddle sees one), ``"cpu"``, ``"cuda"``/``"gpu"`` -> paddle's device string."""
     has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
@@ -24,11 +27,11 @@ def resolve_device(device: str = "auto"):
         device = "gpu" if has_gpu else "cpu"
     elif device in ("cuda", "gpu"):
         if not has_gpu:
-            raise ValueError(f"--device {device}: paddle sees no GPU (the CPU build is installed, or no device); "
+            raise InputError(f"--device {device}: paddle sees no GPU (the CPU build is installed, or no device); "
                              f"use --device cpu or auto")
         device = "gpu"
     elif device != "cpu":
-        raise ValueError(f"Expected device to be one of auto, cpu, cuda, gpu; received {device!r}")
+        raise InputError(f"Expected device to be one of auto, cpu, cuda, gpu; received {device!r}")
     paddle.set_device(device)
     return device
 
@@ -61,12 +64,14 @@ class _OneBatchPerStep(paddle.io.Sampler):
             yield [batch]
 
 
+@implements
 def make_loader(source, sampler, device):
     """A ``paddle.io.DataLoader`` over a :class:`~multissd.data.augment.BatchSource` in ``sampler``'s batches."""
     return paddle.io.DataLoader(_Batches(source), batch_sampler=_OneBatchPerStep(sampler), num_workers=0,
                                 collate_fn=lambda items: [paddle.to_tensor(x) for x in items[0]])
 
 
+@implements
 def prepare(net, device, compile: bool = False):
     """Paddle places the model on the device chosen by :func:`resolve_device`; returns it.
 
@@ -75,11 +80,12 @@ def prepare(net, device, compile: bool = False):
     3.3 fails to run it (both the PIR and the legacy executor); see ``docs/performance.md``.
     """
     if compile:
-        raise ValueError("--compile is available with --backend torch only: paddle's static graph "
+        raise InputError("--compile is available with --backend torch only: paddle's static graph "
                          "(paddle.jit.to_static) was slower than its eager mode on the CPU here")
     return net
 
 
+@implements
 def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
     """The book's optimiser: SGD with (L2) weight decay (and, if asked, heavy-ball momentum), as torch's."""
     if momentum:  # velocity = momentum * velocity + grad; param -= lr * velocity: torch's rule
@@ -88,6 +94,7 @@ def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
     return paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters(), weight_decay=weight_decay)
 
 
+@implements
 def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
     """The SGD momentum buffers (paddle's "velocity" accumulators) by parameter name (``model``
     unwrapped); empty without momentum or before the first step. The checkpoint keeps them so that
@@ -103,6 +110,7 @@ def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
     return buffers
 
 
+@implements
 def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
     """Restore :func:`get_momentum`'s buffers into a fresh optimiser of ``model``."""
     state = {f"{param.name}_velocity_0": paddle.to_tensor(buffers[name])
@@ -111,11 +119,13 @@ def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
         optimizer.set_state_dict(state)
 
 
+@implements
 def set_lr(optimizer, lr: float) -> None:
     """Set the learning rate (the trainer's schedule calls it per step)."""
     optimizer.set_lr(lr)
 
 
+@implements
 def train_step(net, optimizer, X, Y, loss_config, device):
     """One step of the book's loop; returns the same Python floats as torch's ``train_step``. A
     non-finite loss raises ``FloatingPointError`` before the weights change. Under
@@ -135,6 +145,7 @@ def train_step(net, optimizer, X, Y, loss_config, device):
                 bbox_abs=nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_count=int(bbox_labels.numel()))
 
 
+@implements
 def predict(net, X, device):
     """Eval-mode forward without gradients -> NumPy ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
     net.eval()
@@ -145,12 +156,14 @@ def predict(net, X, device):
     return anchors.numpy(), cls_probs.numpy(), bbox_preds.numpy()
 
 
+@implements
 def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` on this backend for NumPy inputs -> NumPy ``(B, A, 6)``."""
     return boxes.multibox_detection(paddle.to_tensor(cls_probs), paddle.to_tensor(bbox_preds),
                                     paddle.to_tensor(anchors), nms_threshold=nms_threshold, coding=coding).numpy()
 
 
+@implements
 def set_threads(threads: int | None) -> None:
     """CPU threads of paddle's math libraries (``None``: one per core). Paddle itself starts with
     one thread; two threads made the 2-core step 1.45x faster (12.0 s -> 8.2 s)."""
@@ -161,6 +174,7 @@ def set_threads(threads: int | None) -> None:
 # Data parallelism: paddle.distributed.launch and paddle.DataParallel
 # --------------------------------------------------------------------------------------------
 
+@implements
 def init_distributed(device) -> tuple[int, int]:
     """Join the parallel environment ``paddle.distributed.launch`` started this process in ->
     ``(rank, world_size)``; ``(0, 1)`` when it was not (``PADDLE_TRAINERS_NUM`` unset or 1)."""
@@ -232,6 +246,7 @@ def _sync_batch_norm(layer, device):
     return layer
 
 
+@implements
 def distribute(net, device, sync_bn: bool = False):
     """``net`` wrapped in ``paddle.DataParallel`` when running in a parallel environment (gradients
     all-reduced and averaged by paddle), with synchronised batch norm if asked; else ``net``."""
@@ -243,11 +258,13 @@ def distribute(net, device, sync_bn: bool = False):
     return paddle.DataParallel(net)
 
 
+@implements
 def unwrap(net):
     """The model inside a ``paddle.DataParallel`` wrapper."""
     return getattr(net, "_layers", net)
 
 
+@implements
 def all_reduce(values: np.ndarray) -> np.ndarray:
     """float64 ``values`` summed over the processes (themselves when there is one)."""
     import paddle.distributed as dist
@@ -258,6 +275,7 @@ def all_reduce(values: np.ndarray) -> np.ndarray:
     return tensor.numpy()
 
 
+@implements
 def barrier() -> None:
     """Wait for every process (nothing to wait for with one)."""
     import paddle.distributed as dist
@@ -265,5 +283,6 @@ def barrier() -> None:
         dist.barrier(group=_GROUP)
 
 
+@implements
 def shutdown() -> None:
     """Nothing to release: paddle's parallel environment ends with the process."""

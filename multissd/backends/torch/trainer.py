@@ -1,6 +1,6 @@
 """PyTorch: the training adapters :mod:`multissd.training` drives (devices, loaders, the step).
 
-Same functions, same order as ``paddle/train.py`` and ``numpy/train.py``. Fast paths: the model
+Same functions, same order as ``paddle/trainer.py`` and ``numpy/trainer.py``. Fast paths: the model
 and the batches use the channels-last memory format on CPU and GPU (a 1.4x faster step on these
 2-core CPUs), and the step syncs with the host only to read the loss once.
 """
@@ -14,21 +14,24 @@ import torch
 from multissd.backends.torch import boxes
 from multissd.backends.torch import nn
 from multissd.boxes import BOOK_OFFSETS
+from multissd.errors import InputError
+from multissd.trainer import implements
 
 CAN_TRAIN = True
 
 
+@implements
 def resolve_device(device: str = "auto"):
     """``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda"``/``"gpu"`` -> ``torch.device``."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device in ("cuda", "gpu"):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: torch sees no CUDA device; use --device cpu or auto")
+            raise InputError(f"--device {device}: torch sees no CUDA device; use --device cpu or auto")
         return torch.device("cuda")
     if device == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"Expected device to be one of auto, cpu, cuda, gpu; received {device!r}")
+    raise InputError(f"Expected device to be one of auto, cpu, cuda, gpu; received {device!r}")
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -45,6 +48,7 @@ class _Batches(torch.utils.data.Dataset):
         return torch.from_numpy(images).float(), torch.from_numpy(labels)  # (B, 3, H, W) in 0..255, (B, G, 5)
 
 
+@implements
 def make_loader(source, sampler, device):
     """A ``torch.utils.data.DataLoader`` over a :class:`~multissd.data.augment.BatchSource` in
     ``sampler``'s batches."""
@@ -52,6 +56,7 @@ def make_loader(source, sampler, device):
                                        pin_memory=device.type == "cuda")
 
 
+@implements
 def prepare(net, device, compile: bool = False):
     """Move ``net`` to ``device`` in the channels-last memory format; with ``compile``, also
     ``torch.compile`` it (its forward and backward become fused kernels). Returns the model to train.
@@ -64,11 +69,13 @@ def prepare(net, device, compile: bool = False):
     return torch.compile(net) if compile else net
 
 
+@implements
 def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
     """The book's optimiser: SGD with weight decay (and, if asked, heavy-ball momentum)."""
     return torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
 
 
+@implements
 def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
     """The SGD momentum buffers by parameter name (``model`` unwrapped); empty without momentum or
     before the first step. The checkpoint keeps them so that a resumed run continues exactly."""
@@ -80,6 +87,7 @@ def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
     return buffers
 
 
+@implements
 def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
     """Restore :func:`get_momentum`'s buffers into a fresh optimiser of ``model``."""
     for name, param in model.named_parameters():
@@ -88,6 +96,7 @@ def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
                                                                      dtype=param.dtype)  # a copy
 
 
+@implements
 def set_lr(optimizer, lr: float) -> None:
     """Set the learning rate of every parameter group (the trainer's schedule calls it per step)."""
     for group in optimizer.param_groups:
@@ -99,6 +108,7 @@ def _to_device(X, Y, device):
     return X, Y.to(device, non_blocking=True)
 
 
+@implements
 def train_step(net, optimizer, X, Y, loss_config, device):
     """One step of the book's loop. Returns Python floats: ``loss`` (mean over the batch),
     ``cls_correct``, ``cls_count``, ``bbox_abs``, ``bbox_count``. A non-finite loss raises
@@ -119,6 +129,7 @@ def train_step(net, optimizer, X, Y, loss_config, device):
                 bbox_abs=nn.bbox_eval(bbox_preds, bbox_labels, bbox_masks), bbox_count=bbox_labels.numel())
 
 
+@implements
 def predict(net, X, device):
     """Eval-mode forward without gradients -> NumPy ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
     net.eval()
@@ -130,6 +141,7 @@ def predict(net, X, device):
     return anchors.cpu().numpy(), cls_probs.cpu().numpy(), bbox_preds.cpu().numpy()
 
 
+@implements
 def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OFFSETS):
     """``multibox_detection`` on this backend for NumPy inputs -> NumPy ``(B, A, 6)``."""
     return boxes.multibox_detection(torch.from_numpy(cls_probs).to(device), torch.from_numpy(bbox_preds).to(device),
@@ -137,6 +149,7 @@ def detect(anchors, cls_probs, bbox_preds, nms_threshold, device, coding=BOOK_OF
                                     coding=coding).cpu().numpy()
 
 
+@implements
 def set_threads(threads: int | None) -> None:
     """Intra-op threads (``None``: torch's default, one per core)."""
     if threads:
@@ -147,6 +160,7 @@ def set_threads(threads: int | None) -> None:
 # Data parallelism: torchrun and DistributedDataParallel
 # --------------------------------------------------------------------------------------------
 
+@implements
 def init_distributed(device) -> tuple[int, int]:
     """Join the process group ``torchrun`` launched this process into -> ``(rank, world_size)``;
     ``(0, 1)`` when it was not (``WORLD_SIZE`` unset or 1). NCCL on GPUs, gloo on the CPU."""
@@ -210,6 +224,7 @@ def _sync_batch_norm(module, device):
     return module
 
 
+@implements
 def distribute(net, device, sync_bn: bool = False):
     """``net`` wrapped in ``DistributedDataParallel`` when running in a process group (gradients
     all-reduced and averaged by torch), with synchronised batch norm if asked; else ``net``."""
@@ -222,12 +237,14 @@ def distribute(net, device, sync_bn: bool = False):
                                                      if device.type == "cuda" else None)
 
 
+@implements
 def unwrap(net):
     """The model inside a ``DistributedDataParallel`` (or compiled) wrapper."""
     net = getattr(net, "module", net)
     return getattr(net, "_orig_mod", net)
 
 
+@implements
 def all_reduce(values: np.ndarray) -> np.ndarray:
     """float64 ``values`` summed over the processes (themselves when there is one)."""
     import torch.distributed as dist
@@ -240,6 +257,7 @@ def all_reduce(values: np.ndarray) -> np.ndarray:
     return tensor.cpu().numpy()
 
 
+@implements
 def barrier() -> None:
     """Wait for every process (nothing to wait for with one)."""
     import torch.distributed as dist
@@ -247,6 +265,7 @@ def barrier() -> None:
         dist.barrier()
 
 
+@implements
 def shutdown() -> None:
     """Leave the process group, if any."""
     import torch.distributed as dist
