@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from multissd.detection import class_name
+from multissd.files import write_file
 from multissd.metrics import RECALL_THRESHOLDS
 
 
@@ -16,6 +17,15 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save(fig, path, inputs=(), **options) -> Path:
+    """Save ``fig`` to ``path`` with the one writer (atomic; never over an input of the command) and
+    close it; ``options`` go to ``savefig``."""
+    try:
+        return write_file(path, lambda temp: fig.savefig(temp, **options), inputs, what="picture")
+    finally:
+        _pyplot().close(fig)
 
 
 def plot_curves(history: list[dict], path) -> Path:
@@ -33,9 +43,7 @@ def plot_curves(history: list[dict], path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def draw_boxes(ax, boxes, labels=None, color="w", text_color="k") -> None:
@@ -76,9 +84,7 @@ def plot_detections(images, detections, truths, path, columns: int = 4, class_na
         names = [f"{(class_names[int(d[0])] + ' ') if class_names else ''}{d[1]:.2f}" for d in dets]
         draw_boxes(ax, [d[2:] for d in dets], names, color="w")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 DRAWING_SIDE = 1024
@@ -86,11 +92,12 @@ DRAWING_SIDE = 1024
 at full size took 4.6 GB and 16 s)."""
 
 
-def draw_detections(image, rows, class_names, path, threshold: float) -> Path:
+def draw_detections(image, rows, class_names, path, threshold: float, inputs=()) -> Path:
     """Save the PIL ``image`` with its detections drawn, like the book's display: white boxes with class
     and score; detections shown although they score below ``threshold`` are yellow. ``rows``
     ``(N, 6)`` ``[class_id, score, x1, y1, x2, y2]`` in pixels of ``image``. An image larger than
-    :data:`DRAWING_SIDE` is drawn scaled down to it."""
+    :data:`DRAWING_SIDE` is drawn scaled down to it. ``path`` is never one of ``inputs`` (the image
+    files the command reads)."""
     plt = _pyplot()
     scale = min(1.0, DRAWING_SIDE / max(image.width, image.height))
     if scale < 1:
@@ -103,9 +110,7 @@ def draw_detections(image, rows, class_names, path, threshold: float) -> Path:
         chosen = rows[(rows[:, 1] < threshold) == low]
         labels = [f"{class_name(class_names, int(r[0]))} {r[1]:.2f}" for r in chosen]
         draw_boxes(ax, chosen[:, 2:] * scale, labels, color=color)
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, inputs)
 
 
 def plot_pr_curves(result: dict, class_names, path) -> Path:
@@ -128,9 +133,7 @@ def plot_pr_curves(result: dict, class_names, path) -> Path:
     ax.set_title(f"IoU 0.5: mAP {result['map_50']:.3f}")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_bench(rows: list[dict], path) -> Path:
@@ -185,10 +188,7 @@ def plot_bench(rows: list[dict], path) -> Path:
               Line2D([], [], color="k", lw=2, label="the goal")]
     fig.legend(handles=legend, loc="lower center", ncol=1, fontsize=7.5, frameon=False)
     fig.tight_layout(rect=(0, 0.95 / fig.get_figheight(), 1, 1))
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _stage_label(spec, i: int, size: tuple[int, int]) -> str:
@@ -238,7 +238,4 @@ def plot_architecture(spec, path, height: int = 256, width: int = 256) -> Path:
             f"(B, {spec.total_anchors(height, width)}, {spec.num_classes + 1}), box predictions "
             f"(B, {4 * spec.total_anchors(height, width)})", ha="center", va="center", fontsize=8.5)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, bbox_inches="tight")

@@ -8,14 +8,13 @@ an interrupted save never leaves a half-written file at ``path``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from multissd import registry
 from multissd.errors import InputError, InputTypeError
+from multissd.files import write_bytes
 from multissd.registry import get_backend
 from multissd.classifier import ClassifierSpec
 from multissd.model import TinySSDSpec
@@ -30,34 +29,15 @@ def _nn_of(net):
     return registry.load_nn(name)
 
 
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it and setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def write_file(path, arrays, metadata: dict[str, str], inputs=()) -> Path:
+    """Write NumPy ``arrays`` and string ``metadata`` to the safetensors file ``path`` with the one
+    writer (:func:`multissd.files.write_file`: atomic, an interrupted or failed write leaves the old
+    file intact; never over one of ``inputs``). The file is serialised in memory first, so a full disk
+    is an ``OSError`` naming ``path`` (safetensors' own writer reports it in its own words)."""
+    from safetensors.numpy import save
 
-
-def write_file(path, arrays, metadata: dict[str, str]) -> Path:
-    """Write NumPy ``arrays`` and string ``metadata`` to the safetensors file ``path``, atomically
-    (a temporary file beside it, then a rename): an interrupted write leaves the old file intact.
-    Temporary files that a killed write left beside ``path`` are removed first, and the file gets the
-    usual permissions (``0o666`` less the umask, like ``open``), not ``mkstemp``'s private ``0o600``."""
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata)
+    return write_bytes(path, data, inputs, what="weights file")
 
 
 def read_file(path, what: str = "weights file") -> tuple[dict[str, np.ndarray], dict[str, str]]:

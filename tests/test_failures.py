@@ -250,9 +250,8 @@ def test_read_only_place_and_full_disk_R48(tiny_data, tmp_path, monkeypatch, cap
     assert run_train(tiny_data, tmp_path / "run") == 2
     assert f"cannot use {tmp_path / 'run'}: Permission denied" in _error(capsys)
     monkeypatch.undo()
-    import safetensors.numpy
-    monkeypatch.setattr(safetensors.numpy, "save_file", lambda *a, **k: (_ for _ in ()).throw(
-        OSError(errno.ENOSPC, "No space left on device", a[1])))
+    monkeypatch.setattr(pathlib.Path, "write_bytes", lambda self, data: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device", str(self))))
     assert run_train(tiny_data, tmp_path / "full") == 2
     assert "No space left on device" in _error(capsys)
     assert not [p.name for p in (tmp_path / "full").iterdir() if p.name.endswith(".tmp")]  # nothing half-written

@@ -112,7 +112,7 @@ def test_registry_is_a_leaf():
 # ---- the layers of the house (drawn in docs/backends.md) ----------------------------------------------
 
 LAYERS = (
-    ("foundations", {"errors", "types", "host"}),
+    ("foundations", {"errors", "types", "host", "files"}),
     ("registry and checks", {"registry", "checks", "config"}),
     ("contracts", {"dispatch", "boxes", "nn", "model", "classifier", "trainer", "exporter"}),
     ("framework folders", {"backends"}),

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from multissd.errors import InputError
+from multissd.files import LOCK_FILE, TEMP_MARK, RunLock, write_text
 from multissd.training.config import TrainConfig
 from multissd.weights import read_file, write_file
 
@@ -66,16 +67,21 @@ def saved_config(run) -> dict:
 
 def _leftovers_of_a_failed_run(run: Path) -> bool:
     """Whether ``run`` holds only what a run that stopped before its first checkpoint leaves behind."""
-    names = [p.name for p in run.iterdir()]
+    names = [p.name for p in run.iterdir() if p.name != LOCK_FILE]
     return (CHECKPOINT not in names and "config.json" in names
-            and all(name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp")) for name in names))
+            and all(name in RUN_FILES or (name.startswith(".") and TEMP_MARK in name) for name in names))
 
 
-def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple[TrainConfig, Path, dict | None, dict | None]:
-    """The run folder and, when resuming, the weights and state of its checkpoint (``config`` is the
-    resumed config already, :meth:`TrainConfig.resumed`). A folder that an earlier run left without a
-    checkpoint (it stopped before the end of its first epoch) is reused by a new run. ``create=False``
-    checks a new run's folder without creating or cleaning it (the other processes of a distributed run)."""
+def _in_use(run: Path) -> bool:
+    """Whether ``run`` holds anything but a lock file."""
+    return run.is_dir() and any(p.name != LOCK_FILE for p in run.iterdir())
+
+
+def prepare_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path, dict | None, dict | None]:
+    """Check the run folder -- nothing is created or written -- and, when resuming, read the weights and
+    state of its checkpoint (``config`` is the resumed config already, :meth:`TrainConfig.resumed`).
+    A new run's folder must be absent, empty, or what an earlier run left when it stopped before its
+    first checkpoint (:func:`claim_run` reuses it)."""
     run = Path(config.out)
     if run.exists() and not run.is_dir():
         raise InputError(f"--out {run} is a file, not a folder")
@@ -88,26 +94,41 @@ def prepare_run(config: TrainConfig, resume: bool, create: bool = True) -> tuple
             raise InputError(f"--epochs {config.epochs}: {run} has already trained {state['epoch']} epochs; a resumed "
                              f"run goes on from there (ask for {state['epoch']} or more)")
         return config, run, weights, state
-    if run.exists() and any(run.iterdir()):
-        if not _leftovers_of_a_failed_run(run):
-            raise InputError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
-                             f"another --out")
-        if create:
-            for path in run.iterdir():
-                path.unlink()
-    elif create:
-        run.mkdir(parents=True, exist_ok=True)
+    if _in_use(run) and not _leftovers_of_a_failed_run(run):
+        raise InputError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
+                         f"another --out")
     return config, run, None, None
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def claim_run(run: Path, resume: bool, log=print) -> RunLock:
+    """Create the run folder if needed and lock it for this run (:class:`~multissd.files.RunLock`:
+    ``InputError`` when another run holds it); a new run then clears what an earlier run left when it
+    stopped before its first checkpoint. Called once everything has been checked, so that a mistake
+    leaves no folder behind. Returns the lock, for the run to release when it ends."""
+    created = not run.exists()
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        run.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"--out {run} is a file, not a folder") from None
+    try:
+        lock = RunLock(run).acquire()
+    except InputError:
+        if created:
+            run.rmdir()
+        raise
+    if lock.stale:
+        log(f"{run / LOCK_FILE} was left by a run that did not end ({lock.stale}, no longer running); taking the "
+            f"folder over")
+    if not resume and _in_use(run):
+        if not _leftovers_of_a_failed_run(run):  # another run got there first and went on past its checkpoint
+            lock.release()
+            raise InputError(f"Run folder {run} exists and is not empty; continue it with --resume {run} or choose "
+                             f"another --out")
+        log(f"reusing {run}: an earlier run stopped there before its first checkpoint")
+        for path in run.iterdir():
+            if path.name != LOCK_FILE:
+                path.unlink()
+    return lock
 
 
 def write_metrics(path: Path, history: list[dict]) -> None:

@@ -31,8 +31,9 @@ from multissd.detection import top_detections, validation_figures
 from multissd.errors import InputError
 from multissd.host import keep_freed_memory
 from multissd.plots import plot_curves, plot_detections
-from multissd.training.checkpoint import (CHECKPOINT, prepare_run, save_checkpoint, saved_config, write_metrics,
-                                         write_text)
+from multissd.files import RunLock, write_text
+from multissd.training.checkpoint import (CHECKPOINT, claim_run, prepare_run, save_checkpoint, saved_config,
+                                          write_metrics)
 from multissd.training.config import DEFAULT_EPOCHS, TrainConfig
 from multissd.training.distributed import Ranks
 from multissd.training.schedule import learning_rate
@@ -89,6 +90,7 @@ class _Session:
     state: dict          # epoch, batches_done, sums, elapsed, history, seed: what the checkpoint keeps
     progress: bool
     log: object
+    lock: RunLock | None  # rank 0's lock on the run folder, released when the run ends
 
     def save_checkpoint(self) -> None:
         save_checkpoint(self.run, self.model_nn.get_weights(self.model), self.state,
@@ -120,27 +122,32 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     ranks = Ranks.join(adapter, device)
     quiet = lambda *args, **kwargs: None  # noqa: E731 - only rank 0 talks
     session = _start(config, resume, ranks, adapter, device, progress and ranks.main, log if ranks.main else quiet)
-    history = _fit(session)
+    try:
+        history = _fit(session)
+    finally:
+        if session.lock is not None:
+            session.lock.release()
     ranks.shutdown()
     return history
 
 
 def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
-    """Open the run folder (every process checks it before rank 0 writes), load the data (rank 0
-    first: it may draw the synthetic set), build the model, optimiser and loader."""
+    """Check the run folder (every process), load the data (rank 0 first: it may draw the synthetic
+    set), build the model, optimiser and loader -- and only then, with nothing left to refuse, let rank
+    0 create and lock the run folder and write ``config.json``."""
     ranks.check(config.batch_size, config.compile)
-    config, run, weights, state = prepare_run(config, resume, create=False)
-    ranks.barrier()
-    if ranks.main and not resume:
-        if run.is_dir() and any(run.iterdir()):
-            log(f"reusing {run}: an earlier run stopped there before its first checkpoint")
-        prepare_run(config, resume, create=True)  # creates the folder, or clears what a failed run left
+    config, run, weights, state = prepare_run(config, resume)
     config.epochs = config.epochs or DEFAULT_EPOCHS
     with ranks.main_first():
         train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed,
                                              image_size=config.image_size, skip_bad=config.skip_bad, progress=log)
-    _settle_config(config, train_split, run if ranks.main else None)
+    _settle_config(config, train_split)
     model, net, optimizer = _build(config, adapter, device, ranks, weights, state, log)
+    lock = None
+    if ranks.main:
+        lock = claim_run(run, resume, log)
+        write_text(run / "config.json", json.dumps(asdict(config), indent=2) + "\n")
+    ranks.barrier()
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed, rank=ranks.rank,
                                 world_size=ranks.world_size)
     source = BatchSource(train_split.for_training(), AugmentConfig.named(config.augment), config.seed)
@@ -151,11 +158,11 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
         log(f"data parallel: {ranks.world_size} processes, {config.batch_size // ranks.world_size} images each per "
             f"step" + (", synchronised batch norm" if config.sync_bn else ""))
     return _Session(config, run, ranks, adapter, device, model, net, optimizer,
-                    adapter.make_loader(source, sampler, device), sampler, val_split, state, progress, log)
+                    adapter.make_loader(source, sampler, device), sampler, val_split, state, progress, log, lock)
 
 
-def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
-    """Fill in what the data decides (spec, image size, class names); write ``config.json`` to ``run``."""
+def _settle_config(config: TrainConfig, train_split) -> None:
+    """Fill in what the data decides (spec, image size, class names)."""
     num_classes = len(train_split.class_names)
     spec = config.model_spec(num_classes)
     if spec.num_classes != num_classes:
@@ -168,8 +175,6 @@ def _settle_config(config: TrainConfig, train_split, run: Path | None) -> None:
     config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
     config.image_size = [int(d) for d in train_split.images.shape[2:]]
     config.class_names = config.class_names or list(train_split.class_names)
-    if run is not None:
-        write_text(run / "config.json", json.dumps(asdict(config), indent=2) + "\n")
 
 
 def _build(config, adapter, device, ranks, weights, state, log):
