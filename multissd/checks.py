@@ -19,19 +19,40 @@ import os
 
 import numpy as np
 
-from multissd.errors import InputError, InputTypeError
+from multissd.errors import FieldError, InputError, InputTypeError
 from multissd.registry import on_host, to_host
 
 DEVICE_VALUES_ENV = "MULTISSD_CHECK_DEVICE_VALUES"
 """Set to 1 to check the values of tensors on an accelerator too (a debug switch: it syncs with the device)."""
 
 
+def setting_in_range(value, field: str, low: float, high: float) -> float:
+    """A setting that is a number in ``[low, high]`` (NaN refused), as a float; ``FieldError`` naming
+    ``field`` (its option on a command line) otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise FieldError(field, f"{{name}} must be a number in [{low:g}, {high:g}]; received {value!r}")
+    return float(value)
+
+
+def whole_setting(value, field: str, low: int) -> int:
+    """A setting that is a whole number ``>= low``; ``FieldError`` naming ``field`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise FieldError(field, f"{{name}} must be a whole number >= {low}; received {value!r}")
+    return int(value)
+
+
+def device_values_wanted() -> bool:
+    """Whether :data:`DEVICE_VALUES_ENV` asks to check the values of tensors on an accelerator too
+    (read at call time)."""
+    return os.environ.get(DEVICE_VALUES_ENV, "").strip() in ("1", "true", "yes")
+
+
 def host_values(x) -> np.ndarray | None:
     """``x``'s numbers as NumPy for a value check, or ``None`` when ``x`` lives on an accelerator and
-    :data:`DEVICE_VALUES_ENV` is not set (read at call time)."""
+    :data:`DEVICE_VALUES_ENV` is not set."""
     if isinstance(x, np.ndarray):
         return x
-    if on_host(x) or os.environ.get(DEVICE_VALUES_ENV, "").strip() in ("1", "true", "yes"):
+    if on_host(x) or device_values_wanted():
         return to_host(x)
     return None
 
@@ -171,6 +192,38 @@ def _positive_floats(values, name: str) -> list[float]:
 def dtype_name(x) -> str:
     """The dtype of a tensor of any backend as NumPy names it (``"int64"``, ``"float32"``, ...)."""
     return str(x.dtype).rsplit(".", 1)[-1]
+
+
+def image_batch(X, values, channels: int, smallest: int, largest: int, square: bool = False) -> None:
+    """The rule of a model's forward input, the same on every backend: float32 images ``(B, channels,
+    H, W)`` with ``B >= 1`` and each side in ``[smallest, largest]`` (equal sides when ``square``),
+    finite (``values``: ``X``'s numbers as the backend's ``nn.values_on_host`` reads them, ``None``
+    where they cannot be read). ``ValueError``/``TypeError`` saying what was expected otherwise --
+    before a framework raises its own error, or returns outputs of the wrong size. While an exporter
+    traces the model, a symbolic dimension and the values are left alone."""
+    if not hasattr(X, "dtype"):
+        raise InputTypeError(f"Expected images as a tensor of the model's backend (float32, (B, {channels}, H, W)); "
+                             f"received {type(X).__name__}")
+    shape = shape_of(X, "images")
+    if len(shape) != 4 or (is_known(shape[1]) and shape[1] != channels):
+        raise InputError(f"Expected images of shape (B, {channels}, H, W) (a batch of {channels}-channel images); "
+                         f"received shape {list(shape)}")
+    if dtype_name(X) != "float32":
+        raise InputTypeError(f"Expected float32 images (pixel values 0..255 as float32); received {dtype_name(X)}: "
+                             f"convert them first")
+    if is_known(shape[0]) and shape[0] == 0:
+        raise InputError(f"Expected at least one image; received an empty batch, shape {list(shape)}")
+    height, width = shape[2:]
+    if is_known(height) and is_known(width):
+        if min(height, width) < smallest or max(height, width) > largest:
+            raise InputError(f"Expected images of {smallest} to {largest} pixels a side (the model halves them "
+                             f"{smallest.bit_length() - 1} times); received {width}x{height}")
+        if square and height != width:
+            raise InputError(f"Expected square images (this model's anchor grid has one cell per feature-map "
+                             f"pixel); received {width}x{height}")
+    if values is not None and not np.isfinite(values).all():
+        raise InputError(f"Expected finite pixel values; the images hold {int((~np.isfinite(values)).sum())} NaN or "
+                         f"infinite values")
 
 
 def count(value, name: str) -> int:

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from multissd import checks
 from multissd.errors import InputError
-from multissd.model import TinySSDSpec, init_weights
+from multissd.model import MAX_IMAGE_SIDE, TinySSDSpec, init_weights
 
 TASKS = ("largest", "multilabel")
 
@@ -117,6 +118,8 @@ class ClassifierMixin:
         """``X`` ``(B, in_channels, H, W)`` -> ``(cls_logits (B, Q), box (B, 4))`` for the largest
         object, ``(B, Q)`` logits for the multi-label classifier."""
         nn, spec = self._nn, self.spec
+        base = spec.base_spec()
+        checks.image_batch(X, nn.values_on_host(X), spec.in_channels, 2 ** len(base.base_channels), MAX_IMAGE_SIDE)
         features = self.pool(self.blk_0(X))                                      # (B, ch, 1, 1)
         features = nn.reshape(features, (features.shape[0], -1))                 # (B, ch)
         if spec.dropout:

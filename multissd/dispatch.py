@@ -38,11 +38,17 @@ class Contract:
         self.stubs: dict[str, Callable] = {}
         self.rules: dict[str, Callable | None] = {}
         self.constants: dict[str, tuple[type, str]] = {}
+        self.declared: set[str] = set()
 
     @property
     def names(self) -> tuple[str, ...]:
         """The contract's function names, in order."""
         return tuple(self.stubs)
+
+    @property
+    def public(self) -> tuple[str, ...]:
+        """The names of the functions that dispatch (``multissd.<name>``): all but the declared ones."""
+        return tuple(name for name in self.stubs if name not in self.declared)
 
     def _module(self, backend: str):
         return registry.load_part(backend, self.part)
@@ -57,6 +63,7 @@ class Contract:
         (``registry.load_part(name, part).<function>``), never through a public dispatcher. The
         stub stays importable for its documentation; calling it says where the versions are."""
         name = self._register(stub, None)
+        self.declared.add(name)
 
         @functools.wraps(stub)
         def call(*args, **kwargs):

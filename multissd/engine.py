@@ -16,7 +16,7 @@ import numpy as np
 from multissd import registry
 from multissd.errors import InputError, MissingExtraError
 from multissd.registry import get_backend
-from multissd.model import TinySSDSpec
+from multissd.model import TinySSDSpec, image_size_pair
 from multissd.weights import load_model
 
 ONNX_FORMAT = "multissd.onnx/1"
@@ -92,9 +92,13 @@ class OnnxModel:
                              f"python -m multissd.export")
         try:
             self.spec = TinySSDSpec.from_json(meta["multissd.spec"])
-            self.image_size = tuple(int(s) for s in json.loads(meta["multissd.image_size"]))
+            self.image_size = image_size_pair(json.loads(meta["multissd.image_size"]),
+                                              f"{self.path}: its metadata's multissd.image_size",
+                                              self.spec.min_image_size)
             self.class_names = json.loads(meta.get("multissd.class_names", "null"))
             self.config = json.loads(meta.get("multissd.run", "{}"))
+        except InputError:
+            raise
         except (KeyError, ValueError, TypeError) as error:
             raise InputError(f"{self.path} holds unreadable multissd metadata: {error}") from None
         self._check_graph()
@@ -140,7 +144,8 @@ def read_settings(weights: Path) -> RunSettings:
     if there is none)."""
     config = run_config(weights)
     size = config.get("image_size")
-    return RunSettings(tuple(int(s) for s in size) if size else None, config.get("class_names"), config)
+    size = image_size_pair(size, f"{weights.parent / 'config.json'}: image_size") if size else None
+    return RunSettings(size, config.get("class_names"), config)
 
 
 def open_model(weights: str | Path, backend: str | None = None, engine: str | None = None,

@@ -43,3 +43,10 @@ class FieldError(InputError):
     def named(self, name: str) -> str:
         """The message with the setting called ``name`` (a command line's flag)."""
         return self.template.format(name=name)
+
+    @classmethod
+    def from_message(cls, field: str, message: str, placeholder: str) -> "FieldError":
+        """The error of ``message``, which calls the setting ``placeholder`` (a check written for any
+        caller, given ``placeholder`` as the name to use)."""
+        template = message.replace("{", "{{").replace("}", "}}").replace(placeholder, "{name}")
+        return cls(field, template)

@@ -19,6 +19,7 @@ from pathlib import Path
 from multissd import cli
 from multissd.detection import SUMMARY_KEYS, per_class, report, to_json
 from multissd.engine import ENGINES
+from multissd.files import write_text
 from multissd.host import keep_freed_memory
 from multissd.inference import evaluate_weights
 from multissd.plots import plot_pr_curves
@@ -54,15 +55,15 @@ def main(argv=None) -> int:
             args.weights, args.data, args.data_dir, args.split, args.backend, args.engine, args.batch_size,
             args.device, args.skip_bad, progress=lambda message: print(message, file=sys.stderr))
         out = Path(args.out) if args.out else Path(args.weights).parent
-        out.mkdir(parents=True, exist_ok=True)
         print(f"{images} {args.split} images, {'engine' if engine in ENGINES else 'backend'} {engine}")
         print(report(result, class_names))
-        (out / "eval.json").write_text(json.dumps({"images": images, "split": args.split, "backend": engine,
-                                                   **to_json(result, class_names)}, indent=2) + "\n")
+        write_text(out / "eval.json", json.dumps({"images": images, "split": args.split, "backend": engine,
+                                                  **to_json(result, class_names)}, indent=2) + "\n",
+                   inputs=[args.weights], what="evaluation")
         plot_pr_curves(result, class_names, out / "pr_curves.png")
         print(f"wrote {out / 'eval.json'} and {out / 'pr_curves.png'}", file=sys.stderr)
         return 0
-    return cli.report_errors(body)
+    return cli.report_errors(body, {"batch_size": "--batch-size"})
 
 
 script = cli.script(main)

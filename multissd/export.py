@@ -16,7 +16,6 @@ travels in the ONNX metadata, so ``python -m multissd.predict photo.jpg --weight
 from __future__ import annotations
 
 from multissd import cli, registry
-from multissd.errors import InputError
 from multissd.onnx_export import DEFAULT_OPSET, compare_with_numpy, export_onnx
 
 __all__ = ["main", "parser", "script", "export_onnx", "compare_with_numpy"]  # the library, re-exported
@@ -41,17 +40,14 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
 
     def body() -> int:
-        size = args.image_size
-        if size is not None and len(size) > 2:
-            raise InputError(f"--image-size takes one size (square) or two (HEIGHT WIDTH); received {size}")
-        out = export_onnx(args.weights, args.out, args.backend, size, args.opset)
+        out = export_onnx(args.weights, args.out, args.backend, args.image_size, args.opset)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), exported with {args.backend}")
         if args.check:
             worst = compare_with_numpy(out, args.weights)
             print("ONNX Runtime vs the numpy forward, batch 1 and 8, largest |difference| / largest |value|: "
                   + ", ".join(f"{name} {value:.1e}" for name, value in worst.items()))
         return 0
-    return cli.report_errors(body)
+    return cli.report_errors(body, {"image_size": "--image-size", "opset": "--opset"})
 
 
 script = cli.script(main)

@@ -19,6 +19,8 @@ EXPORTER = Contract("exporter")
 implements = EXPORTER.implements
 
 EXPORTER.constant("CAN_EXPORT", bool, "whether the backend has an ONNX exporter")
+EXPORTER.constant("OPSETS", tuple, "(lowest, highest): the ONNX opsets the exporter writes as asked (measured: "
+                                   "outside them it writes another opset without a word, or aborts)")
 
 
 @EXPORTER.declare
@@ -28,7 +30,9 @@ def export_onnx(net: Layer, path, height: int, width: int, opset: int) -> None:
     height, width)`` in 0..255 with a dynamic batch; three outputs, as the model's forward returns
     them: anchors ``(1, A, 4)``, raw class logits ``(batch, A, C)`` and box predictions ``(batch,
     4A)``. The weights are stored in the file. The names of the input and outputs need not be the
-    contract's (:mod:`multissd.onnx_export` renames them); nothing but ``path`` is left behind."""
+    contract's (:mod:`multissd.onnx_export` renames them); ``opset`` is in ``OPSETS``. Nothing but
+    ``path`` is left behind: a work folder the exporter needs is ``<path>.d`` (removed; a killed
+    export's is removed by the next one), and the framework's own temporary files go there too."""
 
 
 CONTRACT = EXPORTER.names

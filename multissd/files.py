@@ -45,15 +45,17 @@ _LOW_SPACE = 64 * 1024  # bytes: below this, a failed write is taken for a full 
 _counter = itertools.count()
 
 
-def inside(folder: Path, name: str, where: str) -> Path:
+def inside(folder: Path, name: str, where: str, within: str | None = None) -> Path:
     """The file ``name`` -- as an annotation or list file writes it (relative, ``/``-separated) --
-    inside ``folder``; ``InputError`` naming ``where`` when it is empty, absolute, or has a ``..``
-    part (it would be read from outside the data folder)."""
+    inside ``folder``; ``InputError`` starting with ``where`` (the file and row or field that names
+    it) when it is empty, absolute, or has a ``..`` part: it would be read from outside the data
+    folder. ``within`` describes ``folder`` in the message (default: its path)."""
     if not isinstance(name, str) or not name.strip() or "\0" in name:
-        raise InputError(f"{where}: {name!r} is not a file name")
+        raise InputError(f"{where} {name!r} is not a file name")
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if PurePosixPath(name).is_absolute() or Path(name).is_absolute() or ".." in parts or not parts:
-        raise InputError(f"{where}: {name!r} must name a file inside {folder} (no absolute path, no '..')")
+        raise InputError(f"{where} {name!r} must name a file inside {within or folder} (no absolute path, "
+                         f"no '..')")
     return Path(folder, *parts)
 
 

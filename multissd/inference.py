@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from multissd.checks import setting_in_range, whole_setting
 from multissd.boxes import (BOOK_NMS_THRESHOLD, DETECTIONS_PER_IMAGE, NMS_THRESHOLD, SCORE_THRESHOLD,
                             TOPK_CANDIDATES)
 from multissd.data.datasets import load_splits
@@ -24,7 +25,8 @@ from multissd.engine import open_model
 from multissd.errors import InputError
 from multissd.model import DEFAULT_IMAGE_SIZE
 
-__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MIN_DETECTIONS", "DECODINGS", "decode", "predict_images", "evaluate_weights"]
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_MIN_DETECTIONS", "DECODINGS", "decode", "predict_images", "evaluate_weights",
+           "drawing_names"]
 
 DEFAULT_THRESHOLD = 0.9  # the book's display threshold
 DEFAULT_MIN_DETECTIONS = 1
@@ -60,12 +62,13 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     (descending). A row is kept when ``score >= threshold``, or when it is one of the image's
     ``min_detections`` best (so ``min_detections=1`` always shows the model's best guess).
     """
-    if isinstance(min_detections, bool) or not isinstance(min_detections, (int, np.integer)) or min_detections < 0:
-        raise InputError(f"min_detections must be an integer >= 0, got {min_detections!r}")
+    min_detections = whole_setting(min_detections, "min_detections", 0)
+    threshold = setting_in_range(threshold, "threshold", 0.0, 1.0)
     if how not in DECODINGS:
         raise InputError(f"Expected how to be one of {list(DECODINGS)}; received {how!r}")
     if nms_threshold is None:
         nms_threshold = BOOK_NMS_THRESHOLD if how == "book" else NMS_THRESHOLD
+    nms_threshold = setting_in_range(nms_threshold, "nms_threshold", 0.0, 1.0)
     runner = open_model(weights, backend, engine, device)
     adapter, box_ops, net, device = runner.adapter, runner.box_ops, runner.net, runner.device
     height, width = runner.settings.image_size or DEFAULT_IMAGE_SIZE
@@ -93,6 +96,7 @@ def evaluate_weights(weights, data: str | None = None, data_dir: str | None = No
     ``data`` and ``data_dir`` default to the run's own (its ``config.json``), else the bananas;
     ``split`` is ``"val"`` or ``"train"``. ``ValueError`` when the model's classes do not fit the data.
     """
+    batch_size = whole_setting(batch_size, "batch_size", 1)
     runner = open_model(weights, backend, engine, device)  # before the data (a minute to draw)
     config, net = runner.settings.config, runner.net
     data = data if data is not None else config.get("data")
@@ -106,3 +110,29 @@ def evaluate_weights(weights, data: str | None = None, data_dir: str | None = No
                          f"{len(chosen.class_names)} ({', '.join(chosen.class_names)})")
     result = evaluate_split(runner.adapter, net, chosen, runner.device, batch_size)
     return result, class_names, len(chosen), runner.engine
+
+
+def drawing_names(paths) -> list[str]:
+    """The file name of each image's drawing, ``<stem>_detections.png``, distinct for distinct images:
+    images of one name in different folders (``d1/x.png``, ``d2/x.png``) or with different suffixes
+    (``x.png``, ``x.jpg``) get the suffix and as many folders as tell them apart (``d1_x_png``,
+    ``d2_x_png``; ``x_png``, ``x_jpg``). The same file named twice gets one name."""
+    paths = [Path(p).resolve() for p in paths]
+
+    def key(path: Path, depth: int) -> str:
+        """The stem (depth 0), or the file name and its ``depth - 1`` nearest folders."""
+        if depth == 0:
+            return path.stem
+        folders = list(path.parent.parts[1:])[len(path.parent.parts) - depth:] if depth > 1 else []
+        return "_".join([*folders, path.name.replace(".", "_")])
+
+    names = []
+    for index, path in enumerate(paths):
+        others = [other for other in paths if other != path]
+        for depth in range(len(path.parts) + 1):
+            if all(key(other, depth) != key(path, depth) for other in others):
+                names.append(f"{key(path, depth)}_detections.png")
+                break
+        else:  # names that differ only where they are written the same ("x.png", "x_png")
+            names.append(f"{key(path, 1)}_{index}_detections.png")
+    return names

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from multissd import checks
 from multissd.boxes import BOOK_OFFSETS
 from multissd.errors import FieldError, InputError, InputTypeError
 
@@ -28,6 +29,16 @@ DEFAULT_IMAGE_SIZE = (256, 256)
 """``(H, W)`` of the images the book's TinySSD takes (its banana images' size): what training resizes
 VOC and COCO photos to, the synthetic datasets are drawn at, and prediction and export use for a
 model whose run does not say."""
+
+MAX_IMAGE_SIDE = 2048
+"""The largest image side (pixels) a model is built, trained, exported or run at: TinySSD's first
+activations alone take ``B x 16 x H/2 x W/2`` floats (2 GB for one 2048 x 2048 image's batch of 32),
+so a larger size is a typo, refused before anything is allocated."""
+
+MAX_CLASSES = 1000
+"""The most object classes a model has: its class predictions take ``B x A x (classes + 1)`` floats
+(700 MB for a batch of 32 at 256 x 256 with 1000 classes); more is refused before anything is
+allocated (a ``classes.txt`` of 100000 lines is a mistake)."""
 
 BOOK_INIT = "book"
 """The ``prior_prob`` of the book's head initialisation: PyTorch's default for the class and box
@@ -48,6 +59,25 @@ def check_prior_prob(prior_prob) -> float | str:
                                        f"object, or {BOOK_INIT!r} for the book's initialisation; received "
                                        f"{prior_prob!r}")
     return float(prior_prob)
+
+
+def image_size_pair(size, what: str, smallest: int = 1) -> tuple[int, int]:
+    """``(H, W)`` from ``size`` -- one whole number (a square) or two -- each side in
+    ``[smallest, MAX_IMAGE_SIDE]``; ``InputError`` starting with ``what`` (the option, field or file
+    that gave it) otherwise. Checked before anything of that size is allocated."""
+    sides = [size] if isinstance(size, (int, float)) and not isinstance(size, bool) else list(size)
+    if not 1 <= len(sides) <= 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v)
+                                       for v in sides):
+        raise InputError(f"{what}: expected one size (square) or two (HEIGHT, WIDTH) in whole pixels; received "
+                         f"{size!r}")
+    height, width = int(sides[0]), int(sides[-1])
+    if min(height, width) < smallest:
+        raise InputError(f"{what}: images of {width}x{height} are too small for TinySSD, which halves them "
+                         f"{smallest.bit_length() - 1} times; it needs at least {smallest} x {smallest} pixels")
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise InputError(f"{what}: images of {width}x{height} are larger than the {MAX_IMAGE_SIDE} pixels a side "
+                         f"multissd builds a model for (MAX_IMAGE_SIDE); resize them, or give a smaller size")
+    return height, width
 
 
 # Layer positions inside a down-sample block: [conv, bn, relu, conv, bn, relu, maxpool]
@@ -115,6 +145,8 @@ class TinySSDSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"Expected {name} to be an integer >= 1; received {name}={value!r}")
+        if self.num_classes > MAX_CLASSES:
+            raise InputError(f"Expected num_classes <= {MAX_CLASSES} (MAX_CLASSES); received {self.num_classes}")
         if not self.base_channels or any(c < 1 for c in self.base_channels + self.block_channels):
             raise InputError(f"Expected channel counts >= 1 and at least one base block; received "
                              f"base_channels={self.base_channels}, block_channels={self.block_channels}")
@@ -374,9 +406,13 @@ class TinySSDMixin:
         nn.set_weights(self, init_weights(spec, seed))
 
     def forward(self, X):
-        """``X`` ``(B, in_channels, H, W)`` -> ``(anchors (1, A, 4), cls_preds (B, A, C), bbox_preds (B, 4A))``;
-        for the lesson's anchors ``bbox_preds`` are corner boxes (``actn_to_bb``), not offsets."""
+        """``X`` float32 ``(B, in_channels, H, W)`` -> ``(anchors (1, A, 4), cls_preds (B, A, C),
+        bbox_preds (B, 4A))``; for the lesson's anchors ``bbox_preds`` are corner boxes
+        (``actn_to_bb``), not offsets. The input is checked once, here, for every backend
+        (:func:`multissd.checks.image_batch`)."""
         nn, spec = self._nn, self.spec
+        checks.image_batch(X, nn.values_on_host(X), spec.in_channels, spec.min_image_size, MAX_IMAGE_SIDE,
+                           square=spec.anchors == "lesson")
         anchors, cells, cls_preds, bbox_preds = [], [], [], []
         for i in range(spec.num_scales):
             X = getattr(self, f"blk_{i}")(X)

@@ -117,6 +117,48 @@ implements = NN.implements
 
 
 # ---------------------------------------------------------------------------------------------
+# Adapters: the framework pieces the model's structure (model.py, classifier.py) asks for
+# ---------------------------------------------------------------------------------------------
+
+@NN.declare
+def concat(tensors: Sequence[Tensor], axis: int) -> Tensor:
+    """The tensors joined along ``axis``."""
+
+
+@NN.declare
+def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """``x`` with the shape ``shape`` (one ``-1`` allowed)."""
+
+
+@NN.declare
+def on_device_of(x: Tensor, reference: Tensor) -> Tensor:
+    """``x`` on the device where ``reference`` lives."""
+
+
+@NN.declare
+def dropout(p: float) -> Layer:
+    """A dropout layer that zeroes each element with probability ``p`` while training (the lesson's ``drop``)."""
+
+
+@NN.declare
+def linear(in_features: int, out_features: int) -> Layer:
+    """A linear layer ``(B, in_features) -> (B, out_features)`` (the classifiers' ``fc``); its weight is
+    stored ``(out_features, in_features)`` by neutral name, whatever the framework's own layout."""
+
+
+@NN.declare
+def sigmoid(x: Tensor) -> Tensor:
+    """The logistic function, elementwise."""
+
+
+@NN.declare
+def values_on_host(x: Tensor) -> "np.ndarray | None":
+    """``x``'s numbers as NumPy when they can be read without a copy from an accelerator or a trace
+    (the model's input check reads them), else ``None``: for a tensor on a GPU, or a placeholder
+    while an exporter traces the model (``MULTISSD_CHECK_DEVICE_VALUES=1`` reads a GPU tensor too)."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Layers (the book's names)
 # ---------------------------------------------------------------------------------------------
 

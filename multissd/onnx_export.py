@@ -11,36 +11,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from multissd import registry
 from multissd.engine import EXPORT_EXTRA, INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES, OnnxModel, run_config
-from multissd.errors import InputError, MissingExtraError
-from multissd.model import DEFAULT_IMAGE_SIZE, TinySSDSpec
+from multissd.errors import FieldError, InputError, MissingExtraError
+from multissd.files import check_output, deferred_interrupt, write_file
+from multissd.model import DEFAULT_IMAGE_SIZE, TinySSDSpec, image_size_pair
 from multissd.weights import load_model
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "compare_with_numpy", "image_size_of", "metadata"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "compare_with_numpy", "check_opset", "image_size_of", "metadata"]
 
 DEFAULT_OPSET = 18
 """ONNX opset of the exported graph (both exporters write 18; ONNX Runtime 1.18 and newer run it)."""
 
 
 def image_size_of(image_size, config: dict, spec: TinySSDSpec) -> tuple[int, int]:
-    """``(H, W)``: ``image_size`` (one int for a square, or two), else the run's, else 256 x 256;
-    ``ValueError`` when the model cannot take it (smaller than ``spec.min_image_size``)."""
+    """``(H, W)``: ``image_size`` (one int for a square, or two), else the run's, else
+    :data:`~multissd.model.DEFAULT_IMAGE_SIZE`; ``ValueError`` when the model cannot take it (smaller
+    than ``spec.min_image_size``, larger than :data:`~multissd.model.MAX_IMAGE_SIDE`)."""
     size = image_size if image_size is not None else config.get("image_size") or DEFAULT_IMAGE_SIZE
-    size = [size] if isinstance(size, int) else list(size)
-    if not 1 <= len(size) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in size):
-        raise InputError(f"Expected image_size to be one int (square) or two (HEIGHT, WIDTH); received {image_size!r}")
-    height, width = size[0], size[-1]
-    if min(height, width) < spec.min_image_size:
-        raise InputError(f"The model needs images of at least {spec.min_image_size} x {spec.min_image_size} pixels "
-                         f"(each down-sampling stage halves them); received "
-                         f"{height} x {width}")
-    return height, width
+    try:
+        return image_size_pair(size, "<image_size>", spec.min_image_size)
+    except InputError as error:
+        raise FieldError.from_message("image_size", str(error), "<image_size>") from None
 
 
 def require_onnx() -> None:
@@ -83,6 +79,16 @@ def finish(path: Path, entries: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
+def check_opset(opset, backend: str) -> int:
+    """``opset`` when ``backend``'s exporter writes it as asked (its ``OPSETS``); ``FieldError`` naming
+    ``opset`` (``--opset`` on the command line) otherwise."""
+    lowest, highest = registry.load_exporter(backend).OPSETS
+    if isinstance(opset, bool) or not isinstance(opset, int) or not lowest <= opset <= highest:
+        raise FieldError("opset", f"{{name}} {opset!r}: the {backend} exporter writes ONNX opsets {lowest} to "
+                                  f"{highest} (outside them it writes another opset, or fails)")
+    return opset
+
+
 def export_onnx(weights: str | Path, out: str | Path | None = None, backend: str = "torch",
                 image_size: int | tuple[int, int] | None = None, opset: int = DEFAULT_OPSET) -> Path:
     """Export the TinySSD in the weights file ``weights`` to ONNX with ``backend``'s exporter.
@@ -90,36 +96,38 @@ def export_onnx(weights: str | Path, out: str | Path | None = None, backend: str
     Args:
         weights: a weights file written by multissd (``config.json`` beside it, if any, gives the
             image size and class names).
-        out: the ONNX file to write (default: ``weights`` with the suffix ``.onnx``); written
-            atomically (a temporary file beside it, then a rename).
+        out: the ONNX file to write (default: ``weights`` with the suffix ``.onnx``); written with
+            the one writer (:func:`multissd.files.write_file`: atomic, never over ``weights``, nothing
+            left behind on an error or Ctrl-C).
         backend: ``"torch"`` (``torch.onnx.export``) or ``"paddle"`` (``paddle.onnx.export``).
         image_size: ``H`` or ``(H, W)`` of the exported input (default: the run's, else 256).
-        opset: the ONNX opset.
+        opset: the ONNX opset, within the exporter's ``OPSETS``.
 
     Returns the path written. ``ValueError`` for a file that holds no TinySSD, an image size the
-    model cannot take, or ``backend="numpy"``; ``ImportError`` naming ``multissd[export]`` when the
-    exporter is missing.
+    model cannot take, an opset the exporter does not write, an ``out`` that is a folder or the
+    weights file, or ``backend="numpy"``; ``ImportError`` naming ``multissd[export]`` when the
+    exporter is missing. Ctrl-C during the framework's exporter is held until it returns (torch's
+    aborts the process when interrupted inside its C++), then stops the export.
     """
     weights = Path(weights)
     exporter = registry.load_exporter(backend)
-    if exporter.CAN_EXPORT:
-        require_onnx()
+    if not exporter.CAN_EXPORT:
+        exporter.export_onnx(None, None, 0, 0, opset)  # raises the one line that names who can
+    require_onnx()
+    check_opset(opset, backend)
+    out = check_output(Path(out) if out is not None else weights.with_suffix(".onnx"), [weights], "ONNX file")
     net = load_model(weights, backend=backend)
     if not isinstance(net.spec, TinySSDSpec):
         raise InputError(f"{weights} holds a {type(net.spec).__name__} (one of the lesson's classifiers); "
                          f"export takes a TinySSD detector")
     config = run_config(weights)
     size = image_size_of(image_size, config, net.spec)
-    out = Path(out) if out is not None else weights.with_suffix(".onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
-    try:
-        exporter.export_onnx(net, tmp, size[0], size[1], opset)
-        finish(tmp, metadata(net.spec, config, size, backend, weights))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+
+    def write(temp: Path) -> None:
+        with deferred_interrupt():
+            exporter.export_onnx(net, temp, size[0], size[1], opset)
+        finish(temp, metadata(net.spec, config, size, backend, weights))
+    return write_file(out, write, [weights], "ONNX file")
 
 
 def compare_with_numpy(onnx_file: str | Path, weights: str | Path, batches: Sequence[int] = (1, 8),

@@ -28,7 +28,8 @@ from multissd.boxes import BOOK_NMS_THRESHOLD, NMS_THRESHOLD
 from multissd.data.images import read_image
 from multissd.detection import class_name
 from multissd.host import keep_freed_memory
-from multissd.inference import DECODINGS, DEFAULT_MIN_DETECTIONS, DEFAULT_THRESHOLD, decode, predict_images
+from multissd.inference import (DECODINGS, DEFAULT_MIN_DETECTIONS, DEFAULT_THRESHOLD, decode, drawing_names,
+                                predict_images)
 from multissd.plots import draw_detections
 
 __all__ = ["main", "parser", "script", "predict_images", "decode", "read_image"]  # the library, re-exported
@@ -62,7 +63,8 @@ def parser():
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     keep_freed_memory()
-    return cli.report_errors(lambda: _predict(args))
+    return cli.report_errors(lambda: _predict(args), {"threshold": "--threshold", "nms_threshold": "--nms-threshold",
+                                                      "min_detections": "--min-detections"})
 
 
 def _predict(args) -> int:
@@ -70,14 +72,13 @@ def _predict(args) -> int:
                                           args.nms_threshold, args.device, args.min_detections, args.engine,
                                           args.decode)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path, image, rows in results:
+    for (path, image, rows), name in zip(results, drawing_names(path for path, _, _ in results)):
         for row in rows:
             print(json.dumps({"image": str(path), "class": class_name(class_names, int(row[0])), "class_id": int(row[0]),
                               "score": round(float(row[1]), 4),
                               "box": [round(float(v), 1) for v in row[2:]],
                               "below_threshold": bool(row[1] < args.threshold)}))
-        saved = draw_detections(image, rows, class_names, out / f"{path.stem}_detections.png", args.threshold)
+        saved = draw_detections(image, rows, class_names, out / name, args.threshold, inputs=args.images)
         print(f"saved {saved}", file=sys.stderr)
     return 0
 

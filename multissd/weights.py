@@ -72,6 +72,10 @@ def read_weights(path) -> tuple[dict[str, np.ndarray], TinySSDSpec | ClassifierS
     A missing, truncated or corrupt file raises ``ValueError`` naming the path.
     """
     arrays, metadata = read_file(path)
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise InputError(f"Weights file {path}: {name} holds {int((~np.isfinite(array)).sum())} non-finite "
+                             f"values (NaN or infinity); the weights of a diverged run cannot predict")
     spec = None
     if "spec" in metadata:
         kind = ClassifierSpec if metadata.get("model") == "ClassifierSpec" else TinySSDSpec

@@ -158,7 +158,7 @@ def test_nn_functions_reachable_from_the_backend_module(name):
 
 
 def test_contract_functions_are_all_public_and_documented():
-    for fname in boxes.CONTRACT + nn.CONTRACT:
+    for fname in boxes.BOXES.public + nn.NN.public:
         func = getattr(multissd, fname)
         doc = inspect.getdoc(func)
         assert doc and len(doc) > 40, fname

@@ -167,10 +167,10 @@ def test_coco_reader(tmp_path):
 
 
 @pytest.mark.parametrize("annotation, message", [
-    ({"image_id": 1, "category_id": 5, "bbox": [1, 1, 5, 5]}, "annotation 0 (id 1): unknown category_id 5"),
-    ({"image_id": 1, "category_id": 3, "bbox": [1, 1, -5, 5]}, "annotation 0 (id 1, image a.png): bbox [1, 1, -5, 5] has a negative"),
+    ({"image_id": 1, "category_id": 5, "bbox": [1, 1, 5, 5]}, "annotations[0].category_id (id 1): unknown category 5"),
+    ({"image_id": 1, "category_id": 3, "bbox": [1, 1, -5, 5]}, "annotations[0] (id 1, image a.png): bbox [1, 1, -5, 5] has a negative"),
     ({"image_id": 1, "category_id": 3, "bbox": [90, 1, 50, 5]}, "bbox [90, 1, 50, 5] lies outside the 100x50 image"),
-    ({"image_id": 9, "category_id": 3, "bbox": [1, 1, 5, 5]}, "image_id 9 is not in 'images'"),
+    ({"image_id": 9, "category_id": 3, "bbox": [1, 1, 5, 5]}, "image_id (id 1): 9 is not the id of an entry of 'images'"),
 ])
 def test_coco_bad_annotations(tmp_path, annotation, message):
     splits = {"train2017": ([("a.png", 100, 50)], [annotation]), "val2017": COCO_SPLITS["val2017"]}
@@ -335,7 +335,7 @@ def test_sixteen_bit_images_are_scaled_not_saturated_R53(tmp_path):
 
 
 @pytest.mark.parametrize("bbox, message", [
-    ([float("nan"), 1, 5, 5], "bbox [nan, 1, 5, 5] is not [x, y, width, height] of finite numbers"),
+    ([float("nan"), 1, 5, 5], "bbox (id 1): [nan, 1, 5, 5] is not [x, y, width, height] of finite numbers"),
     ([1, 1, float("inf"), 5], "is not [x, y, width, height] of finite numbers"),
 ])
 def test_coco_non_finite_box_is_reported_R51(tmp_path, bbox, message):
@@ -344,7 +344,7 @@ def test_coco_non_finite_box_is_reported_R51(tmp_path, bbox, message):
     root = write_coco(tmp_path / "coco", splits)
     with pytest.raises(ValueError) as caught:
         load_splits(str(root))
-    assert message in str(caught.value) and "instances_train2017.json, annotation 0" in str(caught.value)
+    assert message in str(caught.value) and "instances_train2017.json, annotations[0]" in str(caught.value)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         train, _ = load_splits(str(root), skip_bad=True)  # skipped: the image has no object left

@@ -147,7 +147,7 @@ def test_a_folder_without_checkpoint_is_reused_and_not_resumed_R45(tiny_data, tm
     (["--cls-weight", "nan"], "Expected --cls-weight to be a finite number"),
     (["--momentum", "1.5"], "--momentum must be a finite number >= 0 and < 1"),
     (["--threads", "-2"], "--threads must be a whole number >= 1; received -2"),
-    (["--image-size", "32"], "--image-size: images of 32x32 are too small for TinySSD, .* at least 64x64"),
+    (["--image-size", "32"], "--image-size: images of 32x32 are too small for TinySSD, .* at least 64 x 64"),
 ], ids=["negative-lr", "nan-lr", "nan-cls-weight", "momentum", "threads", "image-size"])
 @pytest.mark.parametrize("backend", TRAINERS)
 def test_bad_options_are_refused_before_anything_is_written_R45_R46_R47_R48(option, message, backend, tiny_data,

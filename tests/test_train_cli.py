@@ -328,18 +328,18 @@ def test_resuming_a_run_from_before_the_schedule_keeps_the_constant_rate(tiny_da
 def test_predict_reports_the_best_detection_below_threshold(trained_run, tiny_data, tmp_path, capsys):
     images = [str(tiny_data / "bananas_val" / "images" / f"{i}.png") for i in range(2)]
     weights = str(trained_run / "weights.safetensors")
-    assert predict.main([*images, "--weights", weights, "--threshold", "1.01", "--out", str(tmp_path)]) == 0
+    assert predict.main([*images, "--weights", weights, "--threshold", "1", "--out", str(tmp_path)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["image"] for line in lines] == images  # one per image: its best guess
     assert all(line["below_threshold"] for line in lines)
     everything, _ = predict.predict_images(images, weights, "numpy", threshold=0.0)
     assert [line["score"] for line in lines] == [round(float(rows[0, 1]), 4) for _, _, rows in everything]
     assert all((np.diff(rows[:, 1]) <= 0).all() for _, _, rows in everything)  # best first
-    assert predict.main([*images, "--weights", weights, "--threshold", "1.01", "--min-detections", "0",
+    assert predict.main([*images, "--weights", weights, "--threshold", "1", "--min-detections", "0",
                          "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ""
     assert predict.main([*images, "--weights", weights, "--min-detections", "-1", "--out", str(tmp_path)]) == 2
-    assert "min_detections must be an integer >= 0, got -1" in capsys.readouterr().err
+    assert "--min-detections must be a whole number >= 0; received -1" in capsys.readouterr().err
 
 
 def test_evaluate_writes_the_table_json_and_curves(trained_run, tiny_data, tmp_path, capsys):

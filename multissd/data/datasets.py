@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from multissd.data.bananas import SYNTHETIC, bananas
-from multissd.data.coco import is_coco, read_coco
-from multissd.data.folder import SPLIT_FOLDERS, DetectionSplit
+from multissd.data.coco import annotation_file, is_coco, read_coco
+from multissd.data.folder import SPLIT_FOLDERS, DetectionSplit, check_classes
 from multissd.data.records import Problems, build_split
 from multissd.data.voc import is_voc, read_voc
 from multissd.errors import InputError
@@ -48,7 +48,11 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
             names = sorted({c for rs in records.values() for r in rs for c in r.classes})
             train, val = (build_split(records[split], names, size) for split in ("train", "val"))
         elif is_coco(root):
-            (train_records, names), (val_records, _) = (read_coco(root, split, problems) for split in ("train", "val"))
+            (train_records, names), (val_records, val_names) = (read_coco(root, split, problems)
+                                                                for split in ("train", "val"))
+            if val_names != names:
+                raise InputError(f"{annotation_file(root, 'val')} has the categories {val_names} but "
+                                 f"{annotation_file(root, 'train')} has {names}: both splits need the same classes")
             train, val = build_split(train_records, names, size), build_split(val_records, names, size)
         else:
             raise InputError(f"{root} is in none of the layouts multissd reads: banana-detection (bananas_train/, "
@@ -59,9 +63,22 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
         for split, name in ((train, "train"), (val, "val")):
             if len(split) == 0:
                 raise InputError(f"{root}: the {name} split has no usable images")
+        check_classes(train.class_names, root)
     if image_size:
         train, val = resize_split(train, image_size), resize_split(val, image_size)
     return train, val
+
+
+def check_trainable(train: DetectionSplit, where) -> None:
+    """``InputError`` naming ``where`` when the training split has no object to learn from: none at all,
+    or every one marked ``difficult`` (VOC) or ``iscrowd`` (COCO), which training leaves out."""
+    objects = train.labels[:, :, 0] >= 0                                        # (N, G)
+    if not objects.any():
+        raise InputError(f"{where}: the training split has no objects (every image is background); there is "
+                         f"nothing to learn to detect")
+    if not (objects & ~np.stack([train.ignored(i) for i in range(len(train))])).any():
+        raise InputError(f"{where}: every object of the training split is marked difficult (VOC) or iscrowd "
+                         f"(COCO), and training leaves those out: there is nothing to train on")
 
 
 def resize_split(split: DetectionSplit, image_size) -> DetectionSplit:

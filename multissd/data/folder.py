@@ -22,10 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from multissd.data.images import rgb_pixels
+from multissd.data.images import open_rgb
 from multissd.errors import InputError
+from multissd.files import inside
+from multissd.model import MAX_CLASSES
 
 COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
 SPLIT_FOLDERS = {"train": "bananas_train", "val": "bananas_val"}
@@ -92,16 +94,15 @@ def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float
             if len(row) != len(COLUMNS):
                 _fail(csv_path, row_number, f"expected {len(COLUMNS)} values, found {len(row)}: {row}")
             name = row[0].strip()
-            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
-                _fail(csv_path, row_number, f"img_name {name!r} must name a file inside the split's images/ folder "
-                                            f"(no absolute path, no '..')")
+            inside(csv_path.parent / "images", name, f"{csv_path}, row {row_number}: img_name",
+                   within="the split's images/ folder")
             try:
-                label = int(float(row[1]))
-                xmin, ymin, xmax, ymax = (float(v) for v in row[2:])
+                number, xmin, ymin, xmax, ymax = (float(v) for v in row[1:])
             except ValueError:
                 _fail(csv_path, row_number, f"label and box must be numbers; found {row[1:]}")
-            if label < 0 or float(row[1]) != label:
+            if not (np.isfinite(number) and number >= 0 and number == int(number)):
                 _fail(csv_path, row_number, f"label must be an integer >= 0; found {row[1]!r}")
+            label = int(number)
             if not all(np.isfinite([xmin, ymin, xmax, ymax])) or not (xmin < xmax and ymin < ymax):
                 _fail(csv_path, row_number, f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) of {name} must have "
                                             f"xmin < xmax and ymin < ymax")
@@ -109,6 +110,19 @@ def read_labels(csv_path: Path) -> dict[str, list[tuple[int, float, float, float
     if not objects:
         _fail(csv_path, None, "has no rows")
     return objects
+
+
+def check_classes(class_names: list[str], where) -> None:
+    """``InputError`` naming ``where`` when the data names more classes than :data:`MAX_CLASSES`, or
+    one name twice (a model would have two classes of one name)."""
+    if len(class_names) > MAX_CLASSES:
+        raise InputError(f"{where} names {len(class_names)} classes; multissd trains at most {MAX_CLASSES} "
+                         f"(its class predictions take B x A x (classes + 1) numbers)")
+    seen = set()
+    for name in class_names:
+        if name in seen:
+            raise InputError(f"{where} names the class {name!r} twice: two classes of the model would share a name")
+        seen.add(name)
 
 
 def read_class_names(root: Path, labelled: dict[Path, dict]) -> list[str]:
@@ -125,6 +139,7 @@ def read_class_names(root: Path, labelled: dict[Path, dict]) -> list[str]:
     path = root / CLASSES_FILE
     if path.is_file():
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        check_classes(names, path)
         if largest >= len(names):
             _fail(*used[largest], f"label {largest} is not a class of {path}, which names {len(names)} "
                                   f"(labels 0 to {len(names) - 1})")
@@ -163,12 +178,9 @@ def read_split(folder, split: str, class_names: list[str] | None = None) -> Dete
     for name, rows in objects.items():
         image_path = split_dir / "images" / name
         try:
-            with Image.open(image_path) as image:
-                pixels = rgb_pixels(image)
+            pixels = np.asarray(open_rgb(image_path))
         except FileNotFoundError:
             _fail(split_dir / "label.csv", rows[0][0], f"image {image_path} does not exist")
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            _fail(image_path, None, f"cannot be decoded as an image ({error})")
         height, width = pixels.shape[:2]
         if size is None:
             size = (height, width)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from multissd.data.folder import PADDING, DetectionSplit
-from multissd.data.images import rgb_pixels
+from multissd.data.images import open_rgb
 from multissd.errors import InputError
 
 
@@ -45,14 +45,14 @@ class Problems:
 
 
 def read_pixels(path: Path, problems: Problems, listed_in=None) -> np.ndarray | None:
-    """uint8 ``(H, W, 3)`` of an image file, or ``None`` (reported) when it is missing or unreadable."""
+    """uint8 ``(H, W, 3)`` of an image file, or ``None`` (reported) when it is missing, unreadable
+    or too large (:func:`multissd.data.images.open_rgb`)."""
     try:
-        with Image.open(path) as image:
-            return rgb_pixels(image)
+        return np.asarray(open_rgb(path))
     except FileNotFoundError:
         problems.report(f"image {path} does not exist" + (f" (listed in {listed_in})" if listed_in else ""))
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        problems.report(f"{path} cannot be decoded as an image ({error})")
+    except InputError as error:
+        problems.report(str(error))
     return None
 
 

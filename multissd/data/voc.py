@@ -8,6 +8,7 @@ training leaves them out.
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from multissd.data.records import Problems, Record, read_pixels
 from multissd.errors import InputError
+from multissd.files import inside
 
 SPLIT_FILES = {"train": ("train", "trainval"), "val": ("val", "test")}
 
@@ -24,23 +26,46 @@ def is_voc(root: Path) -> bool:
 
 
 def image_ids(root: Path, split: str) -> tuple[Path, list[str]]:
-    """The list file of ``split`` and the image ids it names."""
+    """The list file of ``split`` and the image ids it names; ``InputError`` naming the file and line
+    for an id that would lead outside the folder (an absolute path, ``..``)."""
     for name in SPLIT_FILES[split]:
         path = root / "ImageSets" / "Main" / f"{name}.txt"
         if path.is_file():
-            return path, [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+            ids = []
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if line.strip():
+                    ids.append(line.split()[0])
+                    inside(root / "Annotations", f"{ids[-1]}.xml", f"{path}, line {number}: the image id",
+                           within=f"{root}'s Annotations/ and JPEGImages/")
+            return path, ids
     raise InputError(f"{root / 'ImageSets' / 'Main'} has no {' or '.join(n + '.txt' for n in SPLIT_FILES[split])} "
                      f"listing the {split} images")
 
 
 def _number(node, tag: str, where: str) -> float:
+    """The finite number in ``node``'s child ``<tag>``; ``InputError`` naming ``where`` otherwise (no
+    such child, not a number, NaN, infinite, or too large to be finite such as ``1e400``)."""
     child = node.find(tag)
     if child is None or child.text is None:
         raise InputError(f"{where}: no <{tag}>")
     try:
-        return float(child.text)
+        value = float(child.text)
     except ValueError:
         raise InputError(f"{where}: <{tag}> is {child.text!r}, not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{where}: <{tag}> is {child.text.strip()!r}, not a finite number")
+    return value
+
+
+def _image_size(root, path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an annotation's ``<size>``: whole numbers >= 1."""
+    size = root.find("size")
+    if size is None:
+        raise InputError(f"{path}: no <size>")
+    width, height = (_number(size, tag, f"{path} <size>") for tag in ("width", "height"))
+    if not (width >= 1 and height >= 1 and width == int(width) and height == int(height)):
+        raise InputError(f"{path} <size>: {width:g}x{height:g} is not an image size (whole numbers >= 1)")
+    return int(width), int(height)
 
 
 def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, int]] | None:
@@ -53,15 +78,12 @@ def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, in
     except ET.ParseError as error:
         problems.report(f"{path}: not valid XML ({error})")
         return None
-    root = tree.getroot()
     try:
-        size = root.find("size")
-        if size is None:
-            raise InputError(f"{path}: no <size>")
-        width, height = int(_number(size, "width", f"{path} <size>")), int(_number(size, "height", f"{path} <size>"))
-    except ValueError as error:
+        width, height = _image_size(tree.getroot(), path)
+    except InputError as error:
         problems.report(str(error))
         return None
+    root = tree.getroot()
     objects = []
     for index, node in enumerate(root.findall("object")):
         name = (node.findtext("name") or "").strip()
@@ -78,7 +100,7 @@ def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, in
             if xmin < 1 or ymin < 1 or xmax > width or ymax > height:
                 raise InputError(f"{where}: box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the "
                                  f"{width}x{height} image")
-        except ValueError as error:
+        except InputError as error:
             problems.report(str(error))
             continue
         difficult = (node.findtext("difficult") or "0").strip() == "1"

@@ -6,9 +6,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from multissd.checks import whole_setting
 from multissd.data.augment import AugmentConfig
 from multissd.errors import FieldError, InputError
-from multissd.model import BOOK_INIT, TinySSDSpec, check_prior_prob
+from multissd.model import BOOK_INIT, TinySSDSpec, check_prior_prob, image_size_pair
 from multissd.nn import LossConfig
 from multissd.registry import DEVICES, REGISTRY
 
@@ -100,8 +101,10 @@ class TrainConfig:
                                         ("threads", self.threads, True)):
             if value is None and allow_none:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FieldError(name, f"{{name}} must be a whole number >= 1; received {value!r}")
+            whole_setting(value, name, 1)
+        if whole_setting(self.seed, "seed", 0) >= 2 ** 63:
+            raise FieldError("seed", f"{{name}} must be below 2**63 (the frameworks' seeds are 64-bit); received "
+                                     f"{self.seed}")
 
     def model_spec(self, num_classes: int = 1) -> TinySSDSpec:
         """The run's model: its saved spec, else the book's TinySSD with ``num_classes`` and the head
@@ -114,15 +117,15 @@ class TrainConfig:
         return TinySSDSpec(num_classes=num_classes, **fields)
 
     def check_image_size(self, size, what: str | None = None) -> None:
-        """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model, naming
-        ``what`` (the data), or the ``image_size`` setting when ``what`` is ``None``."""
-        smallest = self.model_spec().min_image_size
-        if min(size) < smallest:
-            problem = (f"images of {size[1]}x{size[0]} are too small for TinySSD, which halves them "
-                       f"{smallest.bit_length() - 1} times; it needs at least {smallest}x{smallest}")
+        """``ValueError`` when images of ``size`` ``(H, W)`` are too small for the run's model or larger
+        than :data:`~multissd.model.MAX_IMAGE_SIDE`, naming ``what`` (the data), or the ``image_size``
+        setting when ``what`` is ``None``."""
+        try:
+            image_size_pair(list(size), "<image_size>", self.model_spec().min_image_size)
+        except InputError as error:
             if what is None:
-                raise FieldError("image_size", f"{{name}}: {problem} ({{name}} {smallest} or more)")
-            raise InputError(f"{what}: {problem} (train with --image-size {smallest} or more)")
+                raise FieldError.from_message("image_size", str(error), "<image_size>") from None
+            raise InputError(str(error).replace("<image_size>", what) + " (train with --image-size)") from None
 
     @classmethod
     def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":

@@ -25,7 +25,7 @@ from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter
 
 from multissd import registry
 from multissd.data.augment import AugmentConfig, BatchSource
-from multissd.data.datasets import load_splits
+from multissd.data.datasets import check_trainable, load_splits
 from multissd.data.sampler import EpochBatchSampler
 from multissd.detection import top_detections, validation_figures
 from multissd.errors import InputError
@@ -141,6 +141,7 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
     with ranks.main_first():
         train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed,
                                              image_size=config.image_size, skip_bad=config.skip_bad, progress=log)
+    check_trainable(train_split, config.data or "bananas")
     _settle_config(config, train_split)
     model, net, optimizer = _build(config, adapter, device, ranks, weights, state, log)
     lock = None

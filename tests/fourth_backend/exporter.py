@@ -5,5 +5,6 @@ from multissd.backends.numpy import exporter as reference
 from multissd.exporter import implements
 
 CAN_EXPORT = False
+OPSETS = (0, 0)  # none
 
 export_onnx = implements(reference.export_onnx)

@@ -9,6 +9,7 @@ from multissd.errors import InputError
 from multissd.exporter import implements
 
 CAN_EXPORT = False
+OPSETS = (0, 0)  # none
 
 
 @implements

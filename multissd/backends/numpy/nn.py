@@ -20,34 +20,45 @@ from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 _BOOK_SPEC = TinySSDSpec()
 
 
+@implements
 def concat(tensors, axis):
     """Concatenate along ``axis`` (the mixin's adapter)."""
     return np.concatenate(tensors, axis=axis)
 
 
+@implements
 def reshape(x, shape):
     """Reshape (the mixin's adapter)."""
     return x.reshape(shape)
 
 
+@implements
 def on_device_of(x, reference):
     """``x`` where ``reference`` lives (the mixin's adapter): NumPy has one place."""
     return x
 
 
+@implements
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
 
 
+@implements
 def linear(in_features, out_features):
     """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``)."""
     return nn.Linear(in_features, out_features)
 
 
+@implements
 def sigmoid(x):
     """The logistic function (the mixins' adapter)."""
     return 1 / (1 + np.exp(-x))
+
+
+@implements
+def values_on_host(x):
+    return np.asarray(x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import paddle
 from multissd.exporter import implements
 
 CAN_EXPORT = True
+OPSETS = (11, 21)  # paddle2onnx 2.1 wrote opset 11 when asked for 7-10, and aborted the process at 22 and 23
 
 
 @implements
@@ -27,7 +30,10 @@ def export_onnx(net, path, height: int, width: int, opset: int) -> None:
     net.eval()
     spec = [paddle.static.InputSpec([None, 3, height, width], "float32", "images")]
     path = Path(path)
-    with tempfile.TemporaryDirectory(dir=path.parent) as work:
+    work = Path(f"{path}.d")
+    work.mkdir()
+    previous, tempfile.tempdir = tempfile.tempdir, str(work)  # paddle2onnx's own static model goes there, not /tmp
+    try:
         prefix = os.path.join(work, "model")  # paddle.onnx.export appends ".onnx"
         log = io.StringIO()
         try:
@@ -39,3 +45,9 @@ def export_onnx(net, path, height: int, width: int, opset: int) -> None:
         if not os.path.isfile(prefix + ".onnx"):  # paddle2onnx logs its failures instead of raising
             raise RuntimeError(f"paddle.onnx.export wrote no ONNX file:\n{log.getvalue()}")
         os.replace(prefix + ".onnx", path)
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(work, ignore_errors=True)
+        convert = sys.modules.get("paddle2onnx.convert")  # it keeps the temporary folder it made, in work
+        if convert is not None and str(getattr(convert, "PADDLE2ONNX_EXPORT_TEMP_DIR", "")).startswith(str(work)):
+            convert.PADDLE2ONNX_EXPORT_TEMP_DIR = None

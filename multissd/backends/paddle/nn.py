@@ -17,6 +17,7 @@ from paddle.nn import functional as F
 from paddle.nn.functional import batch_norm
 
 from multissd.backends.paddle import boxes
+from multissd.checks import device_values_wanted
 from multissd.classifier import ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
@@ -26,35 +27,55 @@ _BOOK_SPEC = TinySSDSpec()
 _PADDLE_NAMES = {"running_mean": "_mean", "running_var": "_variance"}
 
 
-def concat(tensors, axis):
+@implements
+@paddle.jit.not_to_static
+def concat(tensors, axis):  # not_to_static: paddle.jit would re-run the decorators of a transformed copy
     """Concatenate along ``axis`` (the mixin's adapter)."""
     return paddle.concat(tensors, axis=axis)
 
 
+@implements
+@paddle.jit.not_to_static
 def reshape(x, shape):
     """Reshape (the mixin's adapter)."""
     return x.reshape(list(shape))
 
 
+@implements
+@paddle.jit.not_to_static
 def on_device_of(x, reference):
     """``x`` where ``reference`` lives (the mixin's adapter): paddle places tensors on its current device."""
     return x
 
 
+@implements
+@paddle.jit.not_to_static
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
 
 
+@implements
+@paddle.jit.not_to_static
 def linear(in_features, out_features):
     """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``; paddle stores its weight as
     ``(in, out)``, transposed by the weight functions below)."""
     return nn.Linear(in_features, out_features)
 
 
+@implements
+@paddle.jit.not_to_static
 def sigmoid(x):
     """The logistic function (the mixins' adapter)."""
     return paddle.nn.functional.sigmoid(x)
+
+
+@implements
+@paddle.jit.not_to_static
+def values_on_host(x):
+    if not paddle.in_dynamic_mode():  # paddle.jit traces the model: x is a placeholder
+        return None
+    return x.numpy() if x.place.is_cpu_place() or device_values_wanted() else None
 
 
 class BatchNorm2D(nn.BatchNorm2D):

@@ -45,8 +45,8 @@ def to_numpy(x):
 
 @implements
 def on_host(x):
-    """Whether ``x`` is in CPU memory, where argument checks can read it without a device sync."""
-    return x.device.type == "cpu"
+    # a subclass (a FakeTensor while torch.export or torch.compile traces the model) holds no numbers
+    return x.device.type == "cpu" and type(x) in (torch.Tensor, torch.nn.Parameter)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 from multissd.exporter import implements
 
 CAN_EXPORT = True
+OPSETS = (16, 23)  # 18 is the exporter's own; 16 and 17 by ONNX's version converter; below 16 it wrote 18 silently
 
 
 @implements

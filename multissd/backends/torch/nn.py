@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from multissd.backends.torch import boxes
+from multissd.checks import device_values_wanted
 from multissd.classifier import ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
@@ -21,34 +22,47 @@ from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 _BOOK_SPEC = TinySSDSpec()
 
 
+@implements
 def concat(tensors, axis):
     """Concatenate along ``axis`` (the mixin's adapter)."""
     return torch.cat(tensors, dim=axis)
 
 
+@implements
 def reshape(x, shape):
     """Reshape (the mixin's adapter)."""
     return x.reshape(shape)
 
 
+@implements
 def on_device_of(x, reference):
     """``x`` on the device of ``reference`` (the mixin's adapter)."""
     return x.to(reference.device)
 
 
+@implements
 def dropout(p):
     """A dropout layer (the mixin's adapter; the lesson's ``drop``)."""
     return nn.Dropout(p)
 
 
+@implements
 def linear(in_features, out_features):
     """A linear layer ``(B, in) -> (B, out)`` (the classifiers' ``fc``)."""
     return nn.Linear(in_features, out_features)
 
 
+@implements
 def sigmoid(x):
     """The logistic function (the mixins' adapter)."""
     return torch.sigmoid(x)
+
+
+@implements
+def values_on_host(x):
+    if boxes.on_host(x):
+        return x.detach().numpy()
+    return x.detach().cpu().numpy() if device_values_wanted() and type(x) is torch.Tensor else None
 
 
 # --------------------------------------------------------------------------------------------
