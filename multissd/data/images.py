@@ -62,13 +62,14 @@ def open_rgb(path: Path) -> Image.Image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise InputError(f"image {path} is {width}x{height}: {width * height:,} pixels, more than the "
-                                 f"{MAX_IMAGE_PIXELS:,} multissd opens (Pillow's decompression-bomb limit); "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels multissd opens (Pillow's decompression-bomb limit); "
                                  f"resize it first")
             return rgb_image(image)
     except FileNotFoundError:
         raise
     except Image.DecompressionBombError as error:
-        raise InputError(f"image {path} has more pixels than multissd opens ({error})") from None
+        raise InputError(f"image {path} has more than the {MAX_IMAGE_PIXELS:,} pixels multissd opens (Pillow's "
+                         f"decompression-bomb limit: {error})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         if isinstance(error, InputError):
             raise
