@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from multissd.errors import InputError
 
-__all__ = ["inside", "check_output", "write_file", "write_bytes", "write_text", "RunLock", "LOCK_FILE",
+__all__ = ["inside", "check_output", "errors_naming", "write_file", "write_bytes", "write_text", "RunLock", "LOCK_FILE",
            "deferred_interrupt", "TEMP_MARK"]
 
 TEMP_MARK = ".tmp"
@@ -133,6 +133,23 @@ def _named(error: OSError, path: Path) -> OSError:
     return type(error)(error.errno, error.strerror or os.strerror(error.errno), str(path))
 
 
+@contextlib.contextmanager
+def errors_naming(path: Path) -> Iterator[None]:
+    """Errors of the block that writes ``path`` name ``path`` (not a temporary name): an ``OSError``
+    keeps its errno with ``path`` as its file name; a library's failure on a full disk (safetensors,
+    paddle2onnx, ... report it in their own words) becomes ``OSError(ENOSPC)`` naming ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC or _disk_full(path.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise _named(error, path) from None
+    except Exception:
+        if _disk_full(path.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise
+
+
 def write_file(path, write: Callable[[Path], None], inputs: Iterable = (), what: str = "output") -> Path:
     """Write ``path`` atomically: ``write(temp)`` writes a temporary file beside it, which is then
     renamed to ``path``. Refuses a folder and an input of the command (:func:`check_output`);
@@ -147,16 +164,9 @@ def write_file(path, write: Callable[[Path], None], inputs: Iterable = (), what:
     remove_stale_temps(path)
     temp = temp_path(path)
     try:
-        write(temp)
-        os.replace(temp, path)
-    except OSError as error:
-        if error.errno == errno.ENOSPC or _disk_full(path.parent):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
-        raise _named(error, path) from None
-    except Exception:
-        if _disk_full(path.parent):  # safetensors, paddle2onnx, ... report a full disk in their own words
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
-        raise
+        with errors_naming(path):
+            write(temp)
+            os.replace(temp, path)
     finally:
         _remove(temp)
     return path

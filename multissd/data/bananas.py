@@ -16,6 +16,7 @@ from multissd.data import fruit
 from multissd.data.folder import CLASSES_FILE, DetectionSplit, folder_class_names, read_split, write_split
 from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
 from multissd.errors import InputError
+from multissd.files import write_text
 
 DATA_ENV_VAR = "MULTISSD_DATA"
 SYNTHETIC_VERSION = 2
@@ -84,8 +85,8 @@ def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = No
         if progress:
             progress(f"generated {count} {split} images in {folder}")
     if kind != "bananas":
-        (folder / CLASSES_FILE).write_text("\n".join(class_names) + "\n")
-    (folder / _DONE_MARKER).write_text(f"multissd synthetic {kind} v{version}, seed {seed}, {sizes}\n")
+        write_text(folder / CLASSES_FILE, "\n".join(class_names) + "\n")
+    write_text(folder / _DONE_MARKER, f"multissd synthetic {kind} v{version}, seed {seed}, {sizes}\n")
     return folder
 
 

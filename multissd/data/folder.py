@@ -26,7 +26,7 @@ from PIL import Image
 
 from multissd.data.images import open_rgb
 from multissd.errors import InputError
-from multissd.files import inside
+from multissd.files import errors_naming, inside
 from multissd.model import MAX_CLASSES
 
 COLUMNS = ("img_name", "label", "xmin", "ymin", "xmax", "ymax")
@@ -205,11 +205,12 @@ def write_split(folder, split: str, images, boxes, classes=None) -> None:
     leaves nothing half-written behind.
     """
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / SPLIT_FOLDERS[split]
-    for stale in root.glob(f".{final.name}.*"):  # left by a write that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    with errors_naming(final):
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(f".{final.name}.*"):  # left by a write that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         (staging / "images").mkdir()
         with open(staging / "label.csv", "w", newline="") as handle:
@@ -224,6 +225,9 @@ def write_split(folder, split: str, images, boxes, classes=None) -> None:
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
+    except OSError as error:
+        with errors_naming(final):
+            raise error
     finally:
         if staging.exists():
             shutil.rmtree(staging)
