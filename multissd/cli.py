@@ -16,6 +16,7 @@ from typing import Callable
 
 from multissd.errors import FieldError, MultissdError
 from multissd.registry import BACKEND_NAMES, DEVICES
+from multissd.trainer import PRECISIONS
 
 USER_ERRORS = (MultissdError, OSError)
 """What a user's mistake, a bad file or folder (missing, unreadable, read-only, a full disk) or a
@@ -53,6 +54,15 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
                         help="run an ONNX file written by python -m multissd.export with ONNX Runtime, decoded by "
                              "the numpy backend (default: the backend runs a weights file; an .onnx --weights "
                              "file picks onnxruntime)")
+
+
+def add_precision(parser: argparse.ArgumentParser, default: str = "fp32") -> None:
+    """``--precision`` of the forward passes: fp32, bf16 (autocast), or auto (bf16 where the backend runs
+    it faster: torch on a CPU with AVX-512 BF16 or AMX, or a GPU with bfloat16)."""
+    parser.add_argument("--precision", choices=list(PRECISIONS), default=default,
+                        help=f"forward passes in fp32, in bf16 (autocast; weights and results stay float32), or "
+                             f"auto: bf16 where the backend runs it faster (torch on a CPU with AVX-512 BF16 or AMX, "
+                             f"or a GPU), else fp32 (default {default})")
 
 
 def add_device(parser: argparse.ArgumentParser, help: str = "device (default auto)") -> None:

@@ -58,18 +58,21 @@ def _batches(split, batch_size: int):
         yield split.images[start:start + batch_size].astype(np.float32), split.labels[start:start + batch_size]
 
 
-def split_detections(adapter, net, split, device, batch_size: int = 32) -> tuple[list[dict], list[dict]]:
-    """Run ``net`` over ``split`` and post-process per class: ``(preds, targets)`` for
-    :func:`mean_average_precision` (see :func:`batch_detections` and :func:`split_targets`)."""
+def split_detections(adapter, net, split, device, batch_size: int = 32,
+                     precision: str = "fp32") -> tuple[list[dict], list[dict]]:
+    """Run ``net`` over ``split`` (forward passes at ``precision``) and post-process per class:
+    ``(preds, targets)`` for :func:`mean_average_precision` (see :func:`batch_detections` and
+    :func:`split_targets`)."""
     preds = []
     for images, _ in _batches(split, batch_size):
-        preds.extend(batch_detections(*adapter.predict(net, images, device), images.shape[2:], net.spec.coding))
+        outputs = adapter.predict(net, images, device, precision)
+        preds.extend(batch_detections(*outputs, images.shape[2:], net.spec.coding))
     return preds, split_targets(split)
 
 
-def evaluate_split(adapter, net, split, device, batch_size: int = 32) -> dict:
+def evaluate_split(adapter, net, split, device, batch_size: int = 32, precision: str = "fp32") -> dict:
     """:func:`mean_average_precision` of ``net`` on ``split`` (see :func:`split_detections`)."""
-    return mean_average_precision(*split_detections(adapter, net, split, device, batch_size))
+    return mean_average_precision(*split_detections(adapter, net, split, device, batch_size, precision))
 
 
 def top1_hits(anchors, cls_probs, bbox_preds, labels, coding=BOOK_OFFSETS) -> np.ndarray:
@@ -101,14 +104,14 @@ def predicted_classes(cls_probs, head: str) -> np.ndarray:
     return np.where(objects.max(axis=1) >= 0.5, objects.argmax(axis=1) + 1, 0)
 
 
-def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dict:
+def validation_figures(adapter, net, split, device, batch_size: int = 32, precision: str = "fp32") -> dict:
     """Training's validation figures, from one forward pass per batch: the book's class error and
     bbox MAE on ``split``, the share of images whose top detection overlaps a true box at IoU >= 0.5
     (``val_top1_iou50``), and mAP@0.5 (COCO's AP at IoU 0.5 over per-class detections)."""
     totals = np.zeros(4)  # cls_correct, cls_count, bbox_abs, bbox_count
     hits, preds = [], []
     for images, labels in _batches(split, batch_size):
-        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device, precision)
         if not (np.isfinite(cls_probs).all() and np.isfinite(bbox_preds).all()):
             raise FloatingPointError("the model's outputs on validation images are not finite")
         bbox_labels, bbox_masks, cls_labels = ref.multibox_target(anchors, labels, **net.spec.target_options())
@@ -121,11 +124,12 @@ def validation_figures(adapter, net, split, device, batch_size: int = 32) -> dic
                 val_top1_iou50=float(np.mean(hits)) if hits else 0.0, val_map_50=val_map_50)
 
 
-def top_detections(adapter, net, images, device, threshold: float = 0.5, most: int = 5) -> list[np.ndarray]:
+def top_detections(adapter, net, images, device, threshold: float = 0.5, most: int = 5,
+                   precision: str = "fp32") -> list[np.ndarray]:
     """The book's ``multibox_detection`` (NMS 0.5) on ``images`` ``(B, 3, H, W)``: per image the top
     detection and any other scoring ``>= threshold``, at most ``most``, rows ``[class, score, x1, y1,
     x2, y2]`` in pixels (what training draws into ``predictions.png``)."""
-    anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+    anchors, cls_probs, bbox_preds = adapter.predict(net, images, device, precision)
     output = adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device, net.spec.coding)
     height, width = images.shape[2:]
     scale = np.array([width, height, width, height], np.float32)

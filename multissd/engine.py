@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from multissd import registry
-from multissd.errors import InputError, MissingExtraError
+from multissd.errors import FieldError, InputError, MissingExtraError
 from multissd.registry import get_backend
 from multissd.model import TinySSDSpec, image_size_pair
 from multissd.weights import load_model
@@ -42,8 +42,8 @@ class RunSettings:
 @dataclass(frozen=True)
 class Runner:
     """A model ready to run: the backend's trainer ``adapter`` (``predict``), its ``box_ops``, the
-    model ``net``, the resolved ``device``, the run's ``settings`` and the ``engine``'s name (the
-    backend's, or ``"onnxruntime"``)."""
+    model ``net``, the resolved ``device``, the run's ``settings``, the ``engine``'s name (the
+    backend's, or ``"onnxruntime"``) and the resolved ``precision`` of its forward passes."""
 
     adapter: object
     box_ops: object
@@ -51,6 +51,7 @@ class Runner:
     device: object
     settings: RunSettings
     engine: str
+    precision: str = "fp32"
 
 
 def _session(path: Path, threads: int | None):
@@ -149,13 +150,14 @@ def read_settings(weights: Path) -> RunSettings:
 
 
 def open_model(weights: str | Path, backend: str | None = None, engine: str | None = None,
-               device: str = "auto") -> Runner:
+               device: str = "auto", precision: str = "fp32") -> Runner:
     """A :class:`Runner` for the model in ``weights``.
 
     ``engine``: ``None`` -- ``"onnxruntime"`` for an ``.onnx`` file, else the backend; ``"onnxruntime"``
     -- ``weights`` is a file :mod:`multissd.onnx_export` wrote, run by ONNX Runtime and decoded by the
     NumPy backend (``backend`` must then be ``None`` or ``"numpy"``). ``device`` is the backend's
-    (ONNX Runtime runs on the CPU).
+    (ONNX Runtime runs on the CPU); ``precision`` that of the forward passes (``--precision``: the
+    backend resolves ``auto``; ONNX Runtime runs the float32 graph).
     """
     weights = Path(weights)
     if engine is None and weights.suffix == ".onnx":
@@ -171,6 +173,8 @@ def open_model(weights: str | Path, backend: str | None = None, engine: str | No
                              f"python -m multissd.export --weights {weights}")
         if device not in ("auto", "cpu"):
             raise InputError(f"The onnxruntime engine runs on the CPU; received device={device!r}")
+        if precision == "bf16":
+            raise FieldError("precision", "{name} bf16: the onnxruntime engine runs the exported float32 graph")
         net = OnnxModel(weights)
         return Runner(registry.load_trainer("numpy"), registry.load("numpy"), net, "cpu",
                       RunSettings(net.image_size, net.class_names, net.config), "onnxruntime")
@@ -179,5 +183,6 @@ def open_model(weights: str | Path, backend: str | None = None, engine: str | No
         raise InputError(f"Weights file not found: {weights}")
     adapter = registry.load_trainer(backend)
     device = adapter.resolve_device(device)
+    precision = adapter.resolve_precision(precision, device)
     net = adapter.prepare(load_model(weights, backend=backend), device)
-    return Runner(adapter, registry.load(backend), net, device, read_settings(weights), backend)
+    return Runner(adapter, registry.load(backend), net, device, read_settings(weights), backend, precision)

@@ -41,6 +41,7 @@ def parser():
     cli.add_engine(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     cli.add_device(p)
+    cli.add_precision(p)
     p.add_argument("--skip-bad", action="store_true", help="skip malformed annotations with a warning instead of stopping")
     p.add_argument("--out", default=None, help="folder for eval.json and pr_curves.png (default: beside the weights)")
     return p
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
     def body() -> int:
         result, class_names, images, engine = evaluate_weights(
             args.weights, args.data, args.data_dir, args.split, args.backend, args.engine, args.batch_size,
-            args.device, args.skip_bad, progress=lambda message: print(message, file=sys.stderr))
+            args.device, args.skip_bad, progress=lambda message: print(message, file=sys.stderr),
+            precision=args.precision)
         out = Path(args.out) if args.out else Path(args.weights).parent
         print(f"{images} {args.split} images, {'engine' if engine in ENGINES else 'backend'} {engine}")
         print(report(result, class_names))
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
         plot_pr_curves(result, class_names, out / "pr_curves.png")
         print(f"wrote {out / 'eval.json'} and {out / 'pr_curves.png'}", file=sys.stderr)
         return 0
-    return cli.report_errors(body, {"batch_size": "--batch-size"})
+    return cli.report_errors(body, {"batch_size": "--batch-size", "precision": "--precision"})
 
 
 script = cli.script(main)

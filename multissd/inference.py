@@ -50,13 +50,15 @@ def decode(box_ops, anchors, cls_probs, bbox_preds, nms_threshold, coding, how: 
 
 
 def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRESHOLD, nms_threshold: float | None = None,
-                   device: str = "auto", min_detections: int = 0, engine: str | None = None, how: str = "per-class"):
+                   device: str = "auto", min_detections: int = 0, engine: str | None = None, how: str = "per-class",
+                   precision: str = "fp32"):
     """Detections per image, best first, by the model in ``weights`` run on ``backend`` (a weights
     file) or by ONNX Runtime (``engine="onnxruntime"``, an ``.onnx`` file from :mod:`multissd.export`;
     decoded by the NumPy backend).
 
     ``how`` is :func:`decode`'s (``"per-class"`` or ``"book"``); ``nms_threshold`` defaults to 0.45
-    per class, 0.5 for the book's. Returns ``(results, class_names)``; ``results`` holds one
+    per class, 0.5 for the book's; ``precision`` is the forward pass's (``"fp32"``, ``"bf16"`` or
+    ``"auto"``, :func:`multissd.trainer.resolve_precision`). Returns ``(results, class_names)``; ``results`` holds one
     ``(path, original PIL image, rows)`` per image, ``rows`` float32 ``(N, 6)``
     ``[class_id, score, x1, y1, x2, y2]`` in pixels of the original image, sorted by score
     (descending). A row is kept when ``score >= threshold``, or when it is one of the image's
@@ -69,14 +71,14 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
     if nms_threshold is None:
         nms_threshold = BOOK_NMS_THRESHOLD if how == "book" else NMS_THRESHOLD
     nms_threshold = setting_in_range(nms_threshold, "nms_threshold", 0.0, 1.0)
-    runner = open_model(weights, backend, engine, device)
+    runner = open_model(weights, backend, engine, device, precision)
     adapter, box_ops, net, device = runner.adapter, runner.box_ops, runner.net, runner.device
     height, width = runner.settings.image_size or DEFAULT_IMAGE_SIZE
     results = []
     for path in map(Path, paths):
         image = read_image(path)
         pixels = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
-        anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device)
+        anchors, cls_probs, bbox_preds = adapter.predict(net, pixels, device, runner.precision)
         rows = decode(box_ops, anchors, cls_probs, bbox_preds, nms_threshold, net.spec.coding, how)
         keep = rows[:, 1] >= threshold
         keep[:min_detections] = True
@@ -88,8 +90,8 @@ def predict_images(paths, weights, backend=None, threshold: float = DEFAULT_THRE
 
 def evaluate_weights(weights, data: str | None = None, data_dir: str | None = None, split: str = "val",
                      backend: str | None = None, engine: str | None = None, batch_size: int = 32,
-                     device: str = "auto", skip_bad: bool = False,
-                     progress: Callable[[str], None] | None = None) -> tuple[dict, list, int, str]:
+                     device: str = "auto", skip_bad: bool = False, progress: Callable[[str], None] | None = None,
+                     precision: str = "fp32") -> tuple[dict, list, int, str]:
     """Run the model in ``weights`` over a split and score it: ``(result, class_names, images,
     engine)`` -- ``result`` as :func:`multissd.metrics.mean_average_precision` gives it.
 
@@ -97,7 +99,7 @@ def evaluate_weights(weights, data: str | None = None, data_dir: str | None = No
     ``split`` is ``"val"`` or ``"train"``. ``ValueError`` when the model's classes do not fit the data.
     """
     batch_size = whole_setting(batch_size, "batch_size", 1)
-    runner = open_model(weights, backend, engine, device)  # before the data (a minute to draw)
+    runner = open_model(weights, backend, engine, device, precision)  # before the data (a minute to draw)
     config, net = runner.settings.config, runner.net
     data = data if data is not None else config.get("data")
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
@@ -108,7 +110,7 @@ def evaluate_weights(weights, data: str | None = None, data_dir: str | None = No
     if net.spec.num_classes != len(chosen.class_names):
         raise InputError(f"{weights} detects {net.spec.num_classes} classes but the data has "
                          f"{len(chosen.class_names)} ({', '.join(chosen.class_names)})")
-    result = evaluate_split(runner.adapter, net, chosen, runner.device, batch_size)
+    result = evaluate_split(runner.adapter, net, chosen, runner.device, batch_size, runner.precision)
     return result, class_names, len(chosen), runner.engine
 
 

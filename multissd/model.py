@@ -191,6 +191,20 @@ class TinySSDSpec:
                       ratios=((1.0,),) * 6, anchors="lesson", predicted_scales=3, head=head)
         return cls(**{**fields, **changes})
 
+    @classmethod
+    def photo(cls, num_classes: int = 1, **changes) -> "TinySSDSpec":
+        """The SSD for photos (``--model ssd-photo``): TinySSD twice as wide (a base network of 32, 64
+        and 128 channels, down-sampling blocks of 256) with one more scale -- six feature maps, 64 x 64
+        to 1 x 1 at 512 x 512 -- and batch norm after every convolution, as ScratchDet trains SSD from
+        scratch; anchor sizes spread from 0.1 to 0.9 of the image like the book's (``--anchor-sizes``
+        fits them to the data). ``changes`` override fields."""
+        scales = 6
+        steps = [0.1 + 0.8 * i / (scales - 1) for i in range(scales + 1)]
+        sizes = tuple((round(steps[i], 3), round((steps[i] * steps[i + 1]) ** 0.5, 3)) for i in range(scales))
+        fields = dict(num_classes=num_classes, base_channels=(32, 64, 128), block_channels=(256, 256, 256, 256),
+                      sizes=sizes, ratios=((1.0, 2.0, 0.5),) * scales)
+        return cls(**{**fields, **changes})
+
     # ---- derived facts ------------------------------------------------------------------------
 
     def predicted(self, i: int) -> bool:

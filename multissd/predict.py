@@ -56,6 +56,7 @@ def parser():
                    help=f"IoU above which NMS suppresses a box (default {NMS_THRESHOLD:g} within a class, "
                         f"torchvision's SSD; {BOOK_NMS_THRESHOLD:g} with --decode book, the book's)")
     cli.add_device(p)
+    cli.add_precision(p)
     p.add_argument("--out", default="predictions", help="folder for the drawn images (default predictions/)")
     return p
 
@@ -64,13 +65,13 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     keep_freed_memory()
     return cli.report_errors(lambda: _predict(args), {"threshold": "--threshold", "nms_threshold": "--nms-threshold",
-                                                      "min_detections": "--min-detections"})
+                                                      "min_detections": "--min-detections", "precision": "--precision"})
 
 
 def _predict(args) -> int:
     results, class_names = predict_images(args.images, args.weights, args.backend, args.threshold,
                                           args.nms_threshold, args.device, args.min_detections, args.engine,
-                                          args.decode)
+                                          args.decode, args.precision)
     out = Path(args.out)
     for (path, image, rows), name in zip(results, drawing_names(path for path, _, _ in results)):
         for row in rows:

@@ -27,6 +27,15 @@ implements = TRAINER.implements
 
 TRAINER.constant("CAN_TRAIN", bool, "whether the backend trains models (False: it only runs them)")
 
+OPTIMIZERS = ("sgd", "adamw")
+"""What ``--optimizer`` takes (:func:`make_optimizer`)."""
+ADAM_BETAS = (0.9, 0.99)  # fastai's: beta1 (the momentum), beta2
+ADAM_EPS = 1e-8
+
+PRECISIONS = ("auto", "fp32", "bf16")
+"""What ``--precision`` takes: ``fp32``; ``bf16`` -- the forward pass in bfloat16 (autocast), with
+float32 weights, losses and optimiser; ``auto`` -- what :func:`resolve_precision` finds fastest here."""
+
 # ---------------------------------------------------------------------------------------------
 # Devices, batches, the model and its optimiser
 # ---------------------------------------------------------------------------------------------
@@ -37,6 +46,15 @@ def resolve_device(device: str = "auto") -> Device:
     """The backend's device for a name of :data:`multissd.registry.DEVICES`: ``"auto"`` (a GPU when
     the framework sees one, else the CPU), ``"cpu"``, ``"cuda"``/``"gpu"`` (``ValueError`` naming
     ``--device`` when there is none). Returns what the other functions take as ``device``."""
+
+
+@TRAINER.declare
+def resolve_precision(precision: str, device: Device) -> str:
+    """The precision the forward passes run at on ``device`` for ``precision`` (one of
+    :data:`PRECISIONS`): ``"fp32"`` or ``"bf16"``. ``"auto"`` is ``"bf16"`` only where the backend runs
+    it faster than float32 (measured; the reason is in the backend's code), else ``"fp32"``; an
+    explicit ``"bf16"`` that the backend cannot run raises ``ValueError`` naming ``--precision``.
+    Weights, losses and the optimiser stay float32 whatever the precision."""
 
 
 @TRAINER.declare
@@ -56,15 +74,19 @@ def prepare(net: Layer, device: Device, compile: bool = False) -> Layer:
 
 
 @TRAINER.declare
-def make_optimizer(net: Layer, lr: float, weight_decay: float, momentum: float = 0.0):
-    """The book's optimiser for ``net``'s parameters: SGD at ``lr`` with L2 ``weight_decay`` and,
-    if asked, heavy-ball ``momentum`` (torch's convention: ``v = m v + g``, ``w -= lr v``)."""
+def make_optimizer(net: Layer, lr: float, weight_decay: float, momentum: float = 0.0, algorithm: str = "sgd"):
+    """The optimiser of ``net``'s parameters at ``lr``. ``algorithm`` ``"sgd"`` (the book's): SGD with
+    L2 ``weight_decay`` and, if asked, heavy-ball ``momentum`` (torch's convention: ``v = m v + g``,
+    ``w -= lr v``); ``"adamw"`` (fastai's): Adam with decoupled ``weight_decay`` (``w -= lr wd w``),
+    betas ``(momentum or 0.9, 0.99)``, epsilon ``1e-8``."""
 
 
 @TRAINER.declare
 def get_momentum(optimizer, model: Layer) -> dict[str, np.ndarray]:
-    """The optimiser's momentum buffers by parameter name (``model`` unwrapped, as
-    :func:`unwrap` gives it): float32 arrays of the parameters' shapes; empty without momentum or
+    """The optimiser's state by parameter name (``model`` unwrapped, as :func:`unwrap` gives it):
+    SGD's momentum buffers under the parameter's name; AdamW's moments under ``exp_avg/<name>``,
+    ``exp_avg_sq/<name>`` and its step count as the framework keeps it (torch: ``step/<name>``;
+    paddle: the betas' powers, ``beta1_pow/<name>``, ``beta2_pow/<name>``); float32 arrays; empty
     before the first step. The checkpoint keeps them so that a resumed run continues exactly."""
 
 
@@ -83,10 +105,11 @@ def set_lr(optimizer, lr: float) -> None:
 # ---------------------------------------------------------------------------------------------
 
 @TRAINER.declare
-def train_step(net: Layer, optimizer, X, Y, loss_config, device: Device) -> dict[str, float]:
+def train_step(net: Layer, optimizer, X, Y, loss_config, device: Device, precision: str = "fp32") -> dict[str, float]:
     """One optimiser step on the batch ``(X, Y)`` (an item of :func:`make_loader`) with the losses of
     ``loss_config`` (a :class:`multissd.nn.LossConfig`; the targets from
-    :func:`multissd.multibox_target` with the model spec's ``target_options()``).
+    :func:`multissd.multibox_target` with the model spec's ``target_options()``), the forward pass at
+    ``precision`` (a result of :func:`resolve_precision`), the losses in float32.
 
     Returns Python floats: ``loss`` (mean over the batch), ``cls_correct``, ``cls_count``,
     ``bbox_abs``, ``bbox_count`` (the book's accumulator). A non-finite loss raises
@@ -95,10 +118,10 @@ def train_step(net: Layer, optimizer, X, Y, loss_config, device: Device) -> dict
 
 
 @TRAINER.declare
-def predict(net: Layer, X, device: Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(net: Layer, X, device: Device, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eval-mode forward without gradients on float32 images ``X`` ``(B, 3, H, W)`` (NumPy or the
-    framework's) -> NumPy ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``, the
-    class probabilities read as the model's head says (softmax or sigmoid)."""
+    framework's), at ``precision`` -> float32 NumPy ``(anchors (1, A, 4), cls_probs (B, C, A),
+    bbox_preds (B, 4A))``, the class probabilities read as the model's head says (softmax or sigmoid)."""
 
 
 @TRAINER.declare
@@ -152,4 +175,4 @@ def shutdown() -> None:
 CONTRACT = TRAINER.names
 """The trainer contract, in order. Every backend's ``trainer.py`` defines exactly these, in this order."""
 
-__all__ = ["TRAINER", "CONTRACT", "implements", *CONTRACT]
+__all__ = ["TRAINER", "CONTRACT", "PRECISIONS", "OPTIMIZERS", "ADAM_BETAS", "ADAM_EPS", "implements", *CONTRACT]

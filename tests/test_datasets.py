@@ -262,8 +262,10 @@ def test_named_augmentations():
         np.testing.assert_allclose(out[0, 3] - out[0, 1], label[0, 3] - label[0, 1], atol=1e-6)  # sizes kept
         np.testing.assert_allclose(out[0, 4] - out[0, 2], label[0, 4] - label[0, 2], atol=1e-6)
     assert AugmentConfig.named("ssd") == AugmentConfig() and AugmentConfig.named("none") is None
-    with pytest.raises(ValueError, match="Unknown augmentation 'heavy'; expected one of light, ssd, none"):
+    with pytest.raises(ValueError, match="Unknown augmentation 'heavy'; expected one of light, ssd, photo, none"):
         AugmentConfig.named("heavy")
+    photo = AugmentConfig.named("photo")
+    assert (photo.max_zoom, photo.hue) == (4.0, 18.0) and AugmentConfig.named("photo", max_zoom=2).max_zoom == 2.0
     from multissd.training import TrainConfig
     assert TrainConfig(augment=True).augment == "ssd" and TrainConfig(augment=False).augment == "none"
     from multissd.train import parser

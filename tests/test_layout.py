@@ -116,7 +116,7 @@ LAYERS = (
     ("registry and checks", {"registry", "checks", "config"}),
     ("contracts", {"dispatch", "boxes", "nn", "model", "classifier", "trainer", "exporter"}),
     ("framework folders", {"backends"}),
-    ("data, detection, training", {"data", "metrics", "detection", "weights", "plots", "engine", "inference",
+    ("data, detection, training", {"data", "metrics", "detection", "weights", "plots", "engine", "inference", "anchor_fit",
                                    "onnx_export", "training"}),
     ("command lines", {"cli", "train", "predict", "evaluate", "export", "bench", ""}),
 )

@@ -116,7 +116,7 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact_R38(tiny_data, tmp_path, mon
     monkeypatch.undo()
     assert train.main(["--resume", str(tmp_path / "split"), "--no-progress"]) == 0
     assert metrics(tmp_path / "straight") == [
-        {**row, "examples_per_s": a["examples_per_s"], "epoch_seconds": a["epoch_seconds"]}
+        {**row, "examples_per_s": a["examples_per_s"], "epoch_seconds": a["epoch_seconds"], "data_seconds": a["data_seconds"]}
         for a, row in zip(metrics(tmp_path / "straight"), metrics(tmp_path / "split"))]
 
 
@@ -268,8 +268,16 @@ def test_learning_rate_schedules():
     assert all(a > b for a, b in zip(steps, steps[1:])) and steps[-1] > 0
     book = training.TrainConfig(lr=0.2, lr_schedule="constant")
     assert {training.learning_rate(book, s, 100) for s in range(100)} == {0.2}
-    with pytest.raises(ValueError, match="lr_schedule to be one of cosine, constant; received 'step'"):
+    with pytest.raises(ValueError, match="lr_schedule to be one of cosine, constant, onecycle; received 'step'"):
         training.TrainConfig(lr_schedule="step")
+    warm = training.TrainConfig(lr=0.2, warmup=0.1)
+    rates = [training.learning_rate(warm, s, 100) for s in range(100)]
+    assert rates[:10] == pytest.approx([0.2 * (s + 1) / 10 for s in range(10)]) and rates[10] == pytest.approx(0.2)
+    assert all(a > b for a, b in zip(rates[10:], rates[11:]))
+    cycle = training.TrainConfig(lr=0.2, lr_schedule="onecycle")  # fastai's fit_one_cycle: rise over 25%, then fall
+    rates = [training.learning_rate(cycle, s, 100) for s in range(100)]
+    assert rates[0] == pytest.approx(0.2 / 25) and rates[25] == pytest.approx(0.2) and max(rates) == rates[25]
+    assert rates[-1] < 0.2 / 25 / 50 and all(a > b for a, b in zip(rates[25:], rates[26:]))
 
 
 @pytest.mark.skipif("paddle" not in BACKENDS, reason="paddle not installed")
@@ -379,7 +387,8 @@ def test_recipe_book_is_the_books_run():
     assert book.loss["neg_pos_ratio"] is None and book.loss["box_weight"] == 1.0
     assert book.prior_prob == BOOK_INIT and book.model_spec().prior_prob == BOOK_INIT and book.epochs == 20
     default = train.config_from_args(train.parser().parse_args(["--backend", "numpy"]))
-    assert default.prior_prob == 0.01 and default.epochs == 12 and default.lr == 0.002
+    assert default.prior_prob == 0.01 and default.epochs is None and default.lr == 0.002  # epochs: by the data
+    assert training.DEFAULT_EPOCHS == 12  # the bananas' 1000 images: 384 steps of 32
     mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
                                                               "--epochs", "3", "--backend", "numpy"]))
     assert mixed.prior_prob == 0.05 and mixed.epochs == 3 and mixed.lr == 0.2
@@ -425,8 +434,9 @@ def test_the_command_line_is_derived_from_the_config_fields():
     args = train.parser().parse_args([])
     assert all(getattr(args, option.dest) is None for option in OPTIONS)
     help_text = " ".join(train.parser().format_help().split())
-    assert "SGD learning rate (default from the recipe -- --recipe ssd: 0.002, --recipe book: 0.2)" in help_text
-    assert "images per step (default 32)" in help_text
+    assert "learning rate (the peak of --lr-schedule) (default from the recipe -- --recipe ssd: 0.002, --recipe book: 0.2)" in help_text
+    assert "SGD's L2 (the book's 5e-4), AdamW's decoupled (default from the recipe -- --recipe ssd: 0.0005" in help_text
+    assert "the zoom-out limit of --augment ssd or photo" in help_text and "(default: ssd 2, photo 4)" in help_text
     config = train.config_from_args(args)
-    assert (config.lr, config.batch_size, config.weight_decay, config.epochs) == (0.002, 32, 5e-4, 12)
+    assert (config.lr, config.batch_size, config.weight_decay, config.epochs) == (0.002, 32, 5e-4, None)
     assert config.loss == {**TrainConfig().loss}

@@ -79,3 +79,41 @@ def test_loss_values_match_numpy_cross_backend():
     for name in ("torch", "paddle"):
         box, nn = backends.load(name), backends.load_nn(name)
         np.testing.assert_allclose(box.to_numpy(nn.calc_loss(*[box.asarray(x) for x in inputs])), expected, rtol=1e-5)
+
+
+def adamw_steps(name, steps=3, lr=1e-3, weight_decay=0.05):
+    """Three AdamW steps of the trainer adapter (fastai's optimiser) on one batch; the weights after
+    them, and the optimiser state as the checkpoint keeps it."""
+    box, nn, adapter = backends.load(name), backends.load_nn(name), backends.load_trainer(name)
+    images, labels = labels_batch(1)
+    net = nn.TinySSD(1, seed=1)
+    optimizer = adapter.make_optimizer(net, lr, weight_decay, 0.9, "adamw")
+    config = CONFIGS["mining"]
+    for _ in range(steps):
+        adapter.train_step(net, optimizer, box.asarray(images), box.asarray(labels), config, adapter.resolve_device("cpu"))
+    return nn.get_weights(net), adapter.get_momentum(optimizer, net)
+
+
+def test_adamw_steps_cross_backend():
+    """Three AdamW steps agree between torch and paddle: each tensor's update within 1% (relative to
+    its size), and no element further apart than the steps' bound ``2 x 3 x lr``. Adam divides each
+    gradient by its own running size, so where a gradient is rounding noise (a convolution's bias
+    before batch norm; a few weights whose gradient is near 0) the two frameworks' noise becomes steps
+    of about ``lr`` in different directions: element-wise equality is not to be had there."""
+    numpy_nn = backends.load_nn("numpy")
+    start = numpy_nn.get_weights(numpy_nn.TinySSD(1, seed=1))
+    t_weights, t_state = adamw_steps("torch")
+    p_weights, p_state = adamw_steps("paddle")
+    for name, value in t_weights.items():
+        if "running" in name or "num_batches" in name or _conv_bias_before_batch_norm(name):
+            continue  # batch-norm statistics follow the noisy biases; the biases are bounded below
+        t_step, p_step = value - start[name], p_weights[name] - start[name]
+        assert np.linalg.norm(p_step - t_step) <= 1e-2 * np.linalg.norm(t_step) + 1e-7, name
+    for name in t_weights:
+        if "running" not in name and "num_batches" not in name:
+            assert np.abs(p_weights[name] - t_weights[name]).max() <= 2 * 3 * 1e-3 * 1.01, name
+    first = "blk_0.0.0.weight"
+    moment = t_state[f"exp_avg/{first}"]
+    assert np.linalg.norm(p_state[f"exp_avg/{first}"] - moment) <= 1e-2 * np.linalg.norm(moment)
+    # torch counts the steps; paddle keeps the next step's power of beta1 (0.9 ** 4 after 3 steps)
+    assert float(t_state[f"step/{first}"]) == 3 and np.allclose(p_state[f"beta1_pow/{first}"], 0.9 ** 4)

@@ -69,6 +69,16 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
     return train, val
 
 
+def data_kind(data) -> str:
+    """``"photos"`` for a Pascal VOC or COCO folder, ``"book"`` for everything else (the synthetic
+    sets, the book's banana-detection layout, a folder that is not there yet)."""
+    if data is None or data in SYNTHETIC:
+        return "book"
+    root = Path(data)
+    return "photos" if root.is_dir() and not (root / SPLIT_FOLDERS["train"]).is_dir() and (
+        is_voc(root) or is_coco(root)) else "book"
+
+
 def check_trainable(train: DetectionSplit, where) -> None:
     """``InputError`` naming ``where`` when the training split has no object to learn from: none at all,
     or every one marked ``difficult`` (VOC) or ``iscrowd`` (COCO), which training leaves out."""

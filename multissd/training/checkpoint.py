@@ -22,7 +22,7 @@ CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "multissd.checkpoint/1"
 MOMENTUM_PREFIX = "momentum/"  # the optimiser's momentum buffers beside the weights in a checkpoint
 METRIC_COLUMNS = ("epoch", "loss", "class_err", "bbox_mae", "val_class_err", "val_bbox_mae", "val_top1_iou50",
-                  "val_map_50", "examples_per_s", "epoch_seconds")
+                  "val_map_50", "examples_per_s", "epoch_seconds", "data_seconds")
 
 
 def save_checkpoint(run: Path, weights: dict, state: dict, momentum: dict, spec_json: str) -> None:

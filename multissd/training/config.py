@@ -12,19 +12,19 @@ from multissd.errors import FieldError, InputError
 from multissd.model import BOOK_INIT, TinySSDSpec, check_prior_prob, image_size_pair
 from multissd.nn import LossConfig
 from multissd.registry import DEVICES, REGISTRY
+from multissd.trainer import OPTIMIZERS, PRECISIONS
 
-DEFAULT_EPOCHS = 12
 RECIPES = {
     # The SSD paper's training (section 3, scaled to TinySSD): SGD with momentum 0.9, hard negative
     # mining at 3 negatives per positive, class and box terms summed over the kept anchors and divided
     # by the number of positives, box weight 1; with a cosine decay and light augmentation.
     # The heads start at RetinaNet's prior (every anchor an object with probability 0.01).
-    "ssd": dict(lr=0.002, momentum=0.9, lr_schedule="cosine", augment="light", neg_pos_ratio=3.0, box_weight=1.0,
-                prior_prob=0.01, epochs=DEFAULT_EPOCHS),
+    "ssd": dict(optimizer="sgd", lr=0.002, momentum=0.9, weight_decay=5e-4, batch_size=32, lr_schedule="cosine",
+                augment="light", neg_pos_ratio=3.0, box_weight=1.0, prior_prob=0.01, epochs=None),
     # The book's run: plain SGD at 0.2, every anchor in both terms' averages, box weight 1, fixed rate,
     # the book's initialisation of the heads (PyTorch's default, drawn by the spec) and its 20 epochs.
-    "book": dict(lr=0.2, momentum=0.0, lr_schedule="constant", augment="none", neg_pos_ratio=None, box_weight=1.0,
-                 prior_prob=BOOK_INIT, epochs=20),
+    "book": dict(optimizer="sgd", lr=0.2, momentum=0.0, weight_decay=5e-4, batch_size=32, lr_schedule="constant",
+                 augment="none", neg_pos_ratio=None, box_weight=1.0, prior_prob=BOOK_INIT, epochs=20),
 }
 """Training recipes (``python -m multissd.train --recipe``). ``ssd`` is the default: on the banana
 data its 12-epoch run reaches a validation mAP@0.5 above 0.9, where the book's recipe left the box
@@ -32,9 +32,39 @@ regression almost untrained (its box term is a mean over all 4A offsets, of whic
 belong to matched anchors) -- measured figures in ``docs/training.md``."""
 DEFAULT_RECIPE = "ssd"
 _SSD = RECIPES[DEFAULT_RECIPE]
-LR_SCHEDULES = ("cosine", "constant")
-MODELS = ("tinyssd", "lesson9")
-"""``tinyssd``: the book's TinySSD; ``lesson9``: the fastai lesson's SSD (:meth:`TinySSDSpec.lesson9`)."""
+LR_SCHEDULES = ("cosine", "constant", "onecycle")
+MODELS = ("tinyssd", "lesson9", "ssd-photo")
+"""``tinyssd``: the book's TinySSD; ``lesson9``: the fastai lesson's SSD (:meth:`TinySSDSpec.lesson9`);
+``ssd-photo``: the wider SSD for photos (:meth:`TinySSDSpec.photo`)."""
+ANCHOR_SIZES = ("book", "fit", "auto")
+"""``--anchor-sizes``: the book's sizes and ratios, sizes and ratios fitted to the training boxes
+(:mod:`multissd.anchor_fit`), or ``auto`` -- fitted when the book's leave more than 10% of the boxes
+(30% of a class) without an anchor at IoU 0.5."""
+
+DATA_KINDS = ("book", "photos")
+"""What a run trains on: ``book`` -- the built-in synthetic sets and the book's banana-detection
+layout; ``photos`` -- a Pascal VOC or COCO folder."""
+
+DEFAULT_STEPS = {"book": 384, "photos": 384}
+"""The default length of a run in optimizer steps, per kind of data (``--epochs`` overrides it)."""
+MIN_EPOCHS = {"book": 1, "photos": 1}
+"""... and the fewest epochs it takes, per kind of data."""
+
+PROFILES = {"book": {}, "photos": {}}
+"""The defaults a kind of data changes in the ``ssd`` recipe (an option given on the command line
+still wins)."""
+
+
+def default_epochs(kind: str, images: int, batch_size: int) -> int:
+    """The default number of epochs for ``images`` training images of the data kind ``kind`` in
+    batches of ``batch_size``: enough for :data:`DEFAULT_STEPS` optimizer steps, and at least
+    :data:`MIN_EPOCHS`."""
+    steps_per_epoch = max(1, math.ceil(images / batch_size))
+    return max(MIN_EPOCHS[kind], math.ceil(DEFAULT_STEPS[kind] / steps_per_epoch))
+
+
+DEFAULT_EPOCHS = default_epochs("book", 1000, 32)
+"""The default epochs of the banana data (1000 images, batch 32)."""
 RESUME_CHANGES = ("epochs", "threads", "device")
 """What a resumed run may change (recorded in its ``config.json``); everything else it keeps."""
 
@@ -46,24 +76,30 @@ class TrainConfig:
     backend: str = "torch"
     model: str = "tinyssd"             # MODELS: the book's TinySSD or the fastai lesson's SSD
     prior_prob: float | str = _SSD["prior_prob"]  # the heads' initial object probability, or BOOK_INIT (the book's)
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 32
+    epochs: int | None = None          # None: from the data kind's step budget (DEFAULT_STEPS, MIN_EPOCHS)
+    batch_size: int = _SSD["batch_size"]
     recipe: str = DEFAULT_RECIPE       # where the defaults of the fields below came from (RECIPES)
     lr: float = _SSD["lr"]
     lr_schedule: str = _SSD["lr_schedule"]
-    weight_decay: float = 5e-4
-    momentum: float = _SSD["momentum"]  # SGD momentum (the book: none; the SSD paper: 0.9)
+    warmup: float = 0.0                # the share of the steps the rate rises over (cosine: linearly; onecycle)
+    weight_decay: float = _SSD["weight_decay"]
+    momentum: float = _SSD["momentum"]  # SGD momentum (the book: none; the SSD paper: 0.9); AdamW's beta1 (0: 0.9)
+    optimizer: str = _SSD["optimizer"]  # OPTIMIZERS: "sgd" (the book's, the SSD paper's) or "adamw" (fastai's)
     seed: int = 0
     device: str = "auto"
     data: str | None = None            # None/"bananas", "fruit" or a folder (banana-detection, VOC, COCO)
     data_dir: str | None = None
-    augment: str = _SSD["augment"]     # "light" (flip, colour jitter), "ssd" (+ crop, zoom-out) or "none"
+    augment: str = _SSD["augment"]     # AUGMENTATIONS: "light", "ssd", "photo" or "none"
+    max_zoom: float | None = None      # the zoom-out limit, None: the augmentation's own
+    anchor_sizes: str = "book"         # ANCHOR_SIZES: the book's, fitted to the boxes, or fitted when needed
+    init: str | None = None            # a weights file to start from (the tensors whose shapes match)
     skip_bad: bool = False
     out: str = "runs/tinyssd"
     loss: dict = field(default_factory=lambda: asdict(LossConfig(neg_pos_ratio=_SSD["neg_pos_ratio"],
                                                                  box_weight=_SSD["box_weight"])))
     threads: int | None = None
     compile: bool = False
+    precision: str = "auto"            # PRECISIONS: the forward pass's; the run records what "auto" chose
     sync_bn: bool = False              # with several processes: batch norm over the global batch
     spec: dict | None = None           # filled in from the data (number of classes)
     class_names: list | None = None
@@ -77,11 +113,16 @@ class TrainConfig:
             self.augment = "ssd" if self.augment else "none"
         AugmentConfig.named(self.augment)  # raises on an unknown name
         for name, allowed in (("recipe", RECIPES), ("lr_schedule", LR_SCHEDULES), ("backend", REGISTRY),
-                              ("device", DEVICES), ("model", MODELS)):
+                              ("device", DEVICES), ("model", MODELS), ("precision", PRECISIONS),
+                              ("anchor_sizes", ANCHOR_SIZES), ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise FieldError(name, f"Expected {{name}} to be one of {', '.join(allowed)}; received "
                                        f"{getattr(self, name)!r}")
         self._check_numbers()
+        if self.max_zoom is not None and not (isinstance(self.max_zoom, (int, float)) and 1 <= self.max_zoom <= 16):
+            raise FieldError("max_zoom", f"{{name}} must be a number from 1 (no zoom-out) to 16; received {self.max_zoom!r}")
+        if self.init is not None and not isinstance(self.init, str):
+            raise FieldError("init", f"{{name}} must be the path of a weights file; received {self.init!r}")
         self.prior_prob = check_prior_prob(self.prior_prob)
         self.loss_config()  # raises for a bad loss setting (nan weights, ...)
         if self.image_size is not None:
@@ -91,7 +132,7 @@ class TrainConfig:
     def _check_numbers(self) -> None:
         """``ValueError`` naming the setting of a number out of its range."""
         for name, low, high, low_inclusive in (("lr", 0, math.inf, False), ("weight_decay", 0, math.inf, True),
-                                               ("momentum", 0, 1, True)):
+                                               ("momentum", 0, 1, True), ("warmup", 0, 1, True)):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or not (low <= value if low_inclusive else low < value) or not value < high):
@@ -114,6 +155,8 @@ class TrainConfig:
         fields = dict(head=self.loss_config().head, prior_prob=self.prior_prob)
         if self.model == "lesson9":
             return TinySSDSpec.lesson9(num_classes, **fields)
+        if self.model == "ssd-photo":
+            return TinySSDSpec.photo(num_classes, **fields)
         return TinySSDSpec(num_classes=num_classes, **fields)
 
     def check_image_size(self, size, what: str | None = None) -> None:
@@ -131,7 +174,8 @@ class TrainConfig:
     def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":
         """The config of a saved ``config.json``, with ``overrides``. A config written before a field
         existed gets what that run used: the book's constant rate, no augmentation, plain SGD."""
-        saved = {"lr_schedule": "constant", "augment": "none", "momentum": 0.0, "recipe": "book", **saved}
+        saved = {"lr_schedule": "constant", "augment": "none", "momentum": 0.0, "recipe": "book", "precision": "fp32",
+                 "epochs": DEFAULT_EPOCHS, "optimizer": "sgd", **saved}
         if saved.get("prior_prob", None) is None:  # how the book's initialisation was written before BOOK_INIT
             saved["prior_prob"] = BOOK_INIT
         return cls(**{**saved, **overrides})

@@ -24,8 +24,10 @@ from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter
 #                        is made, and a paddle DataLoader starts reading on iter() -- a second reader of the sampler
 
 from multissd import registry
+from multissd.anchor_fit import coverage, fitted_spec, needs_fitting
 from multissd.data.augment import AugmentConfig, BatchSource
-from multissd.data.datasets import check_trainable, load_splits
+from multissd.data.datasets import check_trainable, data_kind, load_splits
+from multissd.data.prefetch import prefetch
 from multissd.data.sampler import EpochBatchSampler
 from multissd.detection import top_detections, validation_figures
 from multissd.errors import InputError
@@ -34,10 +36,10 @@ from multissd.plots import plot_curves, plot_detections
 from multissd.files import RunLock, write_text
 from multissd.training.checkpoint import (CHECKPOINT, claim_run, prepare_run, save_checkpoint, saved_config,
                                           write_metrics)
-from multissd.training.config import DEFAULT_EPOCHS, TrainConfig
+from multissd.training.config import TrainConfig, default_epochs
 from multissd.training.distributed import Ranks
-from multissd.training.schedule import learning_rate
-from multissd.weights import save_weights
+from multissd.training.schedule import learning_rate, still_rising
+from multissd.weights import read_weights, save_weights
 
 
 class StopRequested(Exception):
@@ -110,15 +112,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     if resume:  # the run's own settings: backend, model, data, batch size, recipe (RESUME_CHANGES aside)
         saved = saved_config(config.out)
         config = config.resumed(saved)
-        if config.epochs != saved.get("epochs") and config.lr_schedule == "cosine":
+        if config.epochs != saved.get("epochs") and config.lr_schedule != "constant":
             log(f"--epochs {config.epochs}: the cosine schedule now decays over {config.epochs} epochs instead of "
                 f"{saved.get('epochs')}, so the remaining steps' learning rates differ from the run's first plan")
     keep_freed_memory()
     adapter = registry.load_trainer(config.backend)
     if not adapter.CAN_TRAIN:
-        adapter.make_optimizer(None, config.lr, config.weight_decay, config.momentum)  # raises the one-line error
+        adapter.make_optimizer(None, config.lr, config.weight_decay)  # raises the one-line error
     adapter.set_threads(config.threads)
     device = adapter.resolve_device(config.device)
+    config.precision = adapter.resolve_precision(config.precision, device)  # config.json records what auto chose
     ranks = Ranks.join(adapter, device)
     quiet = lambda *args, **kwargs: None  # noqa: E731 - only rank 0 talks
     session = _start(config, resume, ranks, adapter, device, progress and ranks.main, log if ranks.main else quiet)
@@ -127,6 +130,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     finally:
         if session.lock is not None:
             session.lock.release()
+    rise = still_rising(history)
+    if rise is not None:
+        session.log(f"the validation mAP@0.5 still rose {rise:.3f} in the last quarter of the epochs: the curve has not "
+            f"flattened, and a longer run (--epochs {2 * session.config.epochs}) may do better")
     ranks.shutdown()
     return history
 
@@ -137,12 +144,12 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
     0 create and lock the run folder and write ``config.json``."""
     ranks.check(config.batch_size, config.compile)
     config, run, weights, state = prepare_run(config, resume)
-    config.epochs = config.epochs or DEFAULT_EPOCHS
     with ranks.main_first():
         train_split, val_split = load_splits(config.data, config.data_dir, seed=config.seed,
                                              image_size=config.image_size, skip_bad=config.skip_bad, progress=log)
     check_trainable(train_split, config.data or "bananas")
-    _settle_config(config, train_split)
+    config.epochs = config.epochs or default_epochs(data_kind(config.data), len(train_split), config.batch_size)
+    _settle_config(config, train_split, log)
     model, net, optimizer = _build(config, adapter, device, ranks, weights, state, log)
     lock = None
     if ranks.main:
@@ -151,7 +158,7 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
     ranks.barrier()
     sampler = EpochBatchSampler(len(train_split), config.batch_size, shuffle=True, seed=config.seed, rank=ranks.rank,
                                 world_size=ranks.world_size)
-    source = BatchSource(train_split.for_training(), AugmentConfig.named(config.augment), config.seed)
+    source = BatchSource(train_split.for_training(), AugmentConfig.named(config.augment, config.max_zoom), config.seed)
     state = state or dict(epoch=0, batches_done=0, sums=[0.0] * 6, history=[], seed=config.seed)
     if resume:
         log(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batches_done']}")
@@ -162,10 +169,12 @@ def _start(config, resume, ranks, adapter, device, progress, log) -> _Session:
                     adapter.make_loader(source, sampler, device), sampler, val_split, state, progress, log, lock)
 
 
-def _settle_config(config: TrainConfig, train_split) -> None:
-    """Fill in what the data decides (spec, image size, class names)."""
+def _settle_config(config: TrainConfig, train_split, log) -> None:
+    """Fill in what the data decides (spec -- its anchors fitted to the boxes when asked --, image
+    size, class names); say how well the model's anchors cover the training boxes."""
     num_classes = len(train_split.class_names)
-    spec = config.model_spec(num_classes)
+    config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
+    spec = _with_anchors(config, config.model_spec(num_classes), train_split.for_training(), log)
     if spec.num_classes != num_classes:
         raise InputError(f"The model has {spec.num_classes} classes but the data has {num_classes} "
                          f"({', '.join(train_split.class_names)})")
@@ -173,9 +182,47 @@ def _settle_config(config: TrainConfig, train_split) -> None:
         raise InputError(f"The model's head is {spec.head} but --cls-loss {config.loss['cls_loss']} trains a "
                          f"{config.loss_config().head} head")
     config.spec = json.loads(spec.to_json())
-    config.check_image_size(train_split.images.shape[2:], f"the data {config.data or 'bananas'}")
     config.image_size = [int(d) for d in train_split.images.shape[2:]]
     config.class_names = config.class_names or list(train_split.class_names)
+
+
+def _with_anchors(config: TrainConfig, spec, split, log):
+    """``spec``, with its anchor sizes and ratios fitted to ``split``'s boxes when
+    ``config.anchor_sizes`` asks (``fit``, or ``auto`` and the spec's anchors leave too many boxes
+    uncovered) on a new run; logs the coverage (:func:`multissd.anchor_fit.coverage`)."""
+    if spec.anchors != "book":
+        return spec
+    size = split.images.shape[2:]
+
+    def report(spec, what):
+        shares = coverage(spec, split.labels, size, split.class_names)
+        named = ", ".join(f"{name} {100 * share:.0f}%" for name, share in shares.items() if name != "all")
+        log(f"{what} give {100 * shares['all']:.0f}% of the training boxes an anchor at IoU >= 0.5 ({named})")
+        return shares
+    shares = report(spec, f"{'the run' if config.spec else 'the model'}'s anchors")
+    if config.spec or config.anchor_sizes == "book" or (config.anchor_sizes == "auto" and not needs_fitting(shares)):
+        return spec
+    spec = fitted_spec(spec, split.labels)
+    log(f"anchors fitted to the training boxes: sizes {[list(s) for s in spec.sizes]}, ratios "
+        f"{[list(r) for r in spec.ratios]}")
+    report(spec, "the fitted anchors")
+    return spec
+
+
+def _start_from(model, nn, path, log) -> None:
+    """``--init``: copy into ``model`` every tensor of the weights file ``path`` whose name and shape
+    match; the rest (a class head of another class count, a scale the other model lacks) keep their
+    fresh initialisation. ``ValueError`` when nothing matches."""
+    arrays, _ = read_weights(path)
+    mine = nn.get_weights(model)
+    matched = {name: arrays[name] for name, value in mine.items()
+               if name in arrays and tuple(arrays[name].shape) == tuple(value.shape)}
+    if not matched:
+        raise InputError(f"--init {path}: none of its {len(arrays)} tensors has a name and shape of this model's")
+    nn.set_weights(model, {**mine, **matched})
+    fresh = sorted(set(mine) - set(matched))
+    log(f"started from {path}: {len(matched)} of {len(mine)} tensors"
+        + (f"; drawn afresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}" if fresh else ""))
 
 
 def _build(config, adapter, device, ranks, weights, state, log):
@@ -183,13 +230,15 @@ def _build(config, adapter, device, ranks, weights, state, log):
     trained (prepared, and wrapped for data parallelism), and its optimiser (momentum restored)."""
     nn = registry.load_nn(config.backend)
     model = nn.TinySSD(spec=config.model_spec(), seed=config.seed)
+    if config.init and weights is None:
+        _start_from(model, nn, config.init, log)
     if weights is not None:
         nn.set_weights(model, weights)
         if state.get("seed") != config.seed:
             log(f"warning: the checkpoint was made with seed {state.get('seed')}, the config says {config.seed}")
     net = adapter.distribute(adapter.prepare(model, device, compile=config.compile), device, config.sync_bn)
     model = adapter.unwrap(net)  # what is evaluated and saved
-    optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay, config.momentum)
+    optimizer = adapter.make_optimizer(net, config.lr, config.weight_decay, config.momentum, config.optimizer)
     momentum = state.pop("momentum", None) if state else None  # arrays: kept out of the JSON state
     if momentum:
         adapter.set_momentum(optimizer, model, momentum)
@@ -224,13 +273,21 @@ def _run_epoch(session: _Session, epoch: int, stop: _StopFlag) -> dict:
     local = np.zeros(6)  # this process's share of this epoch's sums (all processes' are added at the end)
     # a resumed epoch counts the time its first part took before the stop
     started, batch = time.perf_counter() - state.get("elapsed", 0.0), state["batches_done"]
-    bar = tqdm(session.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not session.progress, leave=False,
-               unit="batch", file=sys.stderr)
-    for X, Y in bar:
+    bar = tqdm(total=batch + len(session.loader), initial=batch, desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not session.progress, leave=False, unit="batch", file=sys.stderr)
+    batches, waited = prefetch(session.loader), 0.0  # the next batch is made while this one trains
+    while True:
+        asked = time.perf_counter()
+        X, Y = next(batches, (None, None))
+        waited += time.perf_counter() - asked
+        if X is None:
+            break
+        bar.update()
         adapter.set_lr(session.optimizer, learning_rate(config, epoch * steps_per_epoch + batch,
                                                         config.epochs * steps_per_epoch))
         try:
-            stats = adapter.train_step(session.net, session.optimizer, X, Y, config.loss_config(), session.device)
+            stats = adapter.train_step(session.net, session.optimizer, X, Y, config.loss_config(), session.device,
+                                       config.precision)
         except FloatingPointError as error:
             raise _diverged(session, f"Non-finite loss at epoch {epoch + 1}, batch {batch + 1} ({error})") from None
         n = int(Y.shape[0])
@@ -242,10 +299,11 @@ def _run_epoch(session: _Session, epoch: int, stop: _StopFlag) -> dict:
         if ranks.any(stop.requested):  # every process stops after the same batch
             state.update(epoch=epoch, batches_done=batch, sums=(sums + ranks.sum(local)).tolist(), elapsed=elapsed)
             _stop(session, epoch, batch)
+    bar.close()
     sums += ranks.sum(local)
     seconds = time.perf_counter() - started
     return dict(epoch=epoch + 1, loss=sums[0] / sums[1], class_err=1 - sums[2] / sums[3], bbox_mae=sums[4] / sums[5],
-                examples_per_s=sums[1] / seconds, epoch_seconds=seconds)
+                examples_per_s=sums[1] / seconds, epoch_seconds=seconds, data_seconds=waited)
 
 
 def _diverged(session: _Session, what: str) -> NonFiniteLoss:
@@ -283,7 +341,7 @@ def _save_epoch(session: _Session, row: dict) -> None:
     config, run = session.config, session.run
     try:
         row.update(validation_figures(session.adapter, session.model, session.val_split, session.device,
-                                      config.batch_size))
+                                      config.batch_size, config.precision))
     except FloatingPointError as error:
         raise _diverged(session, f"Epoch {row['epoch']}: {error}, the run diverged") from None
     session.save_checkpoint()

@@ -20,7 +20,10 @@ from multissd.model import BOOK_INIT, DEFAULT_IMAGE_SIZE
 from multissd.nn import LossConfig
 from multissd.registry import BACKEND_NAMES, DEVICES
 from multissd.data.augment import AUGMENTATIONS
-from multissd.training.config import LR_SCHEDULES, MODELS, RECIPES, RESUME_CHANGES, TrainConfig
+from multissd.trainer import OPTIMIZERS, PRECISIONS
+from multissd.training.config import (ANCHOR_SIZES, DEFAULT_STEPS, LR_SCHEDULES, MIN_EPOCHS, MODELS, PROFILES, RECIPES,
+                                      RESUME_CHANGES, TrainConfig)
+from multissd.data.datasets import data_kind
 
 __all__ = ["Option", "OPTIONS", "FLAGS", "add_options", "config_from_options", "contradictions", "parse_prior_prob"]
 
@@ -70,16 +73,24 @@ def _loss_name(value: str) -> str:
 OPTIONS = (
     Option("--backend", "backend", "framework to train with; numpy cannot train", choices=BACKEND_NAMES,
            default_text="the active backend: $MULTISSD_BACKEND, else the first installed of torch, paddle"),
-    Option("--epochs", "epochs", "passes over the training set", type=int),
+    Option("--epochs", "epochs", "passes over the training set", type=int,
+           none_text=f"as many as {DEFAULT_STEPS['book']} optimizer steps take (a VOC or COCO folder: "
+                     f"{DEFAULT_STEPS['photos']}, at least {MIN_EPOCHS['photos']} epochs)"),
     Option("--batch-size", "batch_size", "images per step", type=int),
     Option("--recipe", "recipe", "the defaults of the options whose default is the recipe's: ssd = the SSD paper's "
            "training, book = the book's run (lr 0.2, momentum 0, constant rate, no augmentation, no mining, box "
            "weight 1, the book's head initialisation, 20 epochs)", choices=tuple(RECIPES)),
-    Option("--lr", "lr", "SGD learning rate", type=float),
-    Option("--lr-schedule", "lr_schedule", "cosine: decay the learning rate from --lr to 0 over the run; constant: "
-           "the book's fixed learning rate", choices=LR_SCHEDULES),
-    Option("--weight-decay", "weight_decay", "SGD weight decay (the book's)", type=float),
-    Option("--momentum", "momentum", "SGD momentum (the SSD paper's 0.9; the book's plain SGD has 0)", type=float),
+    Option("--optimizer", "optimizer", "sgd: SGD (the book's, the SSD paper's); adamw: Adam with decoupled weight "
+           "decay (fastai's)", choices=OPTIMIZERS),
+    Option("--lr", "lr", "learning rate (the peak of --lr-schedule)", type=float),
+    Option("--lr-schedule", "lr_schedule", "cosine: decay the learning rate from --lr to 0 over the run (after "
+           "--warmup); constant: the book's fixed learning rate; onecycle: fastai's fit_one_cycle (a rise from "
+           "--lr/25 to --lr over --warmup of the steps, 0.25 if none, then a fall)", choices=LR_SCHEDULES),
+    Option("--warmup", "warmup", "the share of the run's steps over which the learning rate rises to --lr",
+           type=float),
+    Option("--weight-decay", "weight_decay", "weight decay: SGD's L2 (the book's 5e-4), AdamW's decoupled", type=float),
+    Option("--momentum", "momentum", "SGD's momentum (the SSD paper's 0.9; the book's plain SGD has 0); AdamW's beta1 "
+           "(0: 0.9)", type=float),
     Option("--seed", "seed", "seed of the initial weights, the data order and the synthetic dataset", type=int),
     Option("--device", "device", "auto uses a GPU when the backend sees one; cuda and gpu are the same",
            choices=DEVICES),
@@ -93,6 +104,14 @@ OPTIONS = (
     Option("--augment", "augment", "box-aware augmentation of training images: light = horizontal flip and colour "
            "jitter; ssd = also SSD's random crop and zoom-out (the paper's recipe, for long runs: it cost a 12-epoch "
            "banana run 12 points); none = the book's plain images (also --no-augment)", choices=AUGMENTATIONS),
+    Option("--max-zoom", "max_zoom", "the zoom-out limit of --augment ssd or photo: the image on a canvas up to this "
+           "many times its size (1: no zoom-out)", type=float, default_text="ssd 2, photo 4"),
+    Option("--anchor-sizes", "anchor_sizes", "book: the model's own anchor sizes and ratios; fit: sizes and ratios per "
+           "feature map fitted to the training boxes (saved in the model's spec); auto: fitted when the model's own "
+           "leave more than 10%% of the boxes, or 30%% of a class's, without an anchor at IoU 0.5 (the share is "
+           "printed at the start of each run)", choices=ANCHOR_SIZES),
+    Option("--init", "init", "start from the weights file of another run (every tensor whose name and shape match; "
+           "the class heads are drawn afresh when the class count differs)", metavar="WEIGHTS"),
     Option("--skip-bad", "skip_bad", "skip malformed annotations with a warning instead of stopping with an error",
            switch=True),
     Option("--data-dir", "data_dir", "where the synthetic dataset is cached",
@@ -123,6 +142,9 @@ OPTIONS = (
     Option("--box-weight", "loss.box_weight", "weight of the box loss (the book's and the SSD paper's alpha: 1)",
            type=float),
     Option("--threads", "threads", "CPU threads for the framework", type=int, default_text="one per core"),
+    Option("--precision", "precision", "the forward passes in fp32, or in bf16 (autocast: weights, losses and the "
+           "optimiser stay float32), or auto: bf16 where the backend runs it faster (torch on a CPU with AVX-512 BF16 "
+           "or AMX, or a GPU with bfloat16), else fp32; config.json records what auto chose", choices=PRECISIONS),
     Option("--compile", "compile", "torch only: torch.compile the model (no faster on a 2-core CPU, and the first "
            "step compiles for 10-70 s; see docs/performance.md)", switch=True, negatable=True),
     Option("--sync-bn", "sync_bn", "with several processes (torchrun, paddle.distributed.launch): batch norm "
@@ -192,6 +214,9 @@ def config_from_options(values: dict[str, object], backend: str, resuming: bool 
     lesson's SSD trains with ``bce-focal``, and a focal loss replaces mining."""
     values = dict(values)
     recipe = values.get("recipe") or TrainConfig.recipe
+    if recipe == "ssd":  # the defaults of the data's kind: photos get their own (PROFILES)
+        for key, value in PROFILES[data_kind(values.get("data"))].items():
+            values.setdefault(key, value)
     if values.get("image_size") is not None:
         size = values["image_size"]
         if len(size) > 2:

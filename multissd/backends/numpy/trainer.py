@@ -9,7 +9,7 @@ import numpy as np
 
 from multissd.backends.numpy import boxes, nn
 from multissd.boxes import BOOK_OFFSETS
-from multissd.errors import InputError
+from multissd.errors import FieldError, InputError
 from multissd.trainer import implements
 
 CAN_TRAIN = False
@@ -23,6 +23,14 @@ def resolve_device(device: str = "auto"):
     if device in ("auto", "cpu"):
         return "cpu"
     raise InputError(f"The numpy backend runs on the CPU only; received device={device!r}")
+
+
+@implements
+def resolve_precision(precision, device):
+    if precision == "bf16":
+        raise FieldError("precision", "{name} bf16: the numpy backend computes in float32 only (NumPy has no "
+                                      "bfloat16); use fp32 or auto")
+    return "fp32"
 
 
 @implements
@@ -47,7 +55,7 @@ def prepare(net, device, compile: bool = False):
 
 
 @implements
-def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
+def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0, algorithm: str = "sgd"):
     """Raises ``ValueError``: the numpy backend cannot train."""
     raise InputError(_CANNOT_TRAIN)
 
@@ -71,14 +79,13 @@ def set_lr(optimizer, lr: float) -> None:
 
 
 @implements
-def train_step(net, optimizer, X, Y, loss_config, device):
+def train_step(net, optimizer, X, Y, loss_config, device, precision="fp32"):
     """Raises ``ValueError``: the numpy backend cannot train."""
     raise InputError(_CANNOT_TRAIN)
 
 
 @implements
-def predict(net, X, device):
-    """Eval-mode forward -> ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
+def predict(net, X, device, precision="fp32"):
     net.eval()
     anchors, cls_preds, bbox_preds = net(np.asarray(X, np.float32))
     return anchors, nn.class_probabilities(cls_preds, net.spec.head).transpose(0, 2, 1), bbox_preds

@@ -14,8 +14,8 @@ import torch
 from multissd.backends.torch import boxes
 from multissd.backends.torch import nn
 from multissd.boxes import BOOK_OFFSETS
-from multissd.errors import InputError
-from multissd.trainer import implements
+from multissd.errors import FieldError, InputError
+from multissd.trainer import ADAM_BETAS, ADAM_EPS, implements
 
 CAN_TRAIN = True
 
@@ -48,6 +48,33 @@ class _Batches(torch.utils.data.Dataset):
         return torch.from_numpy(images).float(), torch.from_numpy(labels)  # (B, 3, H, W) in 0..255, (B, G, 5)
 
 
+def _bf16_runs_fast(device) -> bool:
+    """Whether bfloat16 runs faster than float32 on ``device``: a GPU with bfloat16 arithmetic, or a CPU
+    whose oneDNN has native bfloat16 instructions (AVX-512 BF16 or AMX; elsewhere oneDNN emulates
+    them, slower than float32). Measured on a 2-core AVX-512 BF16 CPU: TinySSD's channels-last step
+    2.3x faster (docs/performance.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                      "_is_amx_tile_supported")]
+    return torch.backends.mkldnn.is_available() and any(native)
+
+
+@implements
+def resolve_precision(precision, device):
+    if precision == "auto":
+        return "bf16" if _bf16_runs_fast(device) else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise FieldError("precision", "{name} bf16: this GPU has no bfloat16 arithmetic; use fp32")
+    return precision
+
+
+def _autocast(device, precision):
+    """The forward pass at ``precision``: bfloat16 autocast (matrix products and convolutions in
+    bfloat16, reductions and the weights in float32), or nothing."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @implements
 def make_loader(source, sampler, device):
     """A ``torch.utils.data.DataLoader`` over a :class:`~multissd.data.augment.BatchSource` in
@@ -70,30 +97,31 @@ def prepare(net, device, compile: bool = False):
 
 
 @implements
-def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0):
-    """The book's optimiser: SGD with weight decay (and, if asked, heavy-ball momentum)."""
+def make_optimizer(net, lr: float, weight_decay: float, momentum: float = 0.0, algorithm: str = "sgd"):
+    if algorithm == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=lr, betas=(momentum or ADAM_BETAS[0], ADAM_BETAS[1]),
+                                 eps=ADAM_EPS, weight_decay=weight_decay)
     return torch.optim.SGD(net.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
 
 
 @implements
 def get_momentum(optimizer, model) -> dict[str, np.ndarray]:
-    """The SGD momentum buffers by parameter name (``model`` unwrapped); empty without momentum or
-    before the first step. The checkpoint keeps them so that a resumed run continues exactly."""
     buffers = {}
     for name, param in model.named_parameters():
-        buffer = optimizer.state.get(param, {}).get("momentum_buffer")
-        if buffer is not None:
-            buffers[name] = buffer.detach().cpu().numpy().copy()
+        for key, value in optimizer.state.get(param, {}).items():
+            if torch.is_tensor(value):
+                buffers[name if key == "momentum_buffer" else f"{key}/{name}"] = value.detach().cpu().numpy().copy()
     return buffers
 
 
 @implements
 def set_momentum(optimizer, model, buffers: dict[str, np.ndarray]) -> None:
-    """Restore :func:`get_momentum`'s buffers into a fresh optimiser of ``model``."""
     for name, param in model.named_parameters():
-        if name in buffers:
-            optimizer.state[param]["momentum_buffer"] = torch.tensor(buffers[name], device=param.device,
-                                                                     dtype=param.dtype)  # a copy
+        for key in ("momentum_buffer", "exp_avg", "exp_avg_sq", "step"):
+            saved = buffers.get(name if key == "momentum_buffer" else f"{key}/{name}")
+            if saved is not None:  # AdamW's step count stays on the CPU, as torch keeps it
+                where = "cpu" if key == "step" else param.device
+                optimizer.state[param][key] = torch.tensor(saved, device=where, dtype=torch.float32)  # a copy
 
 
 @implements
@@ -109,14 +137,13 @@ def _to_device(X, Y, device):
 
 
 @implements
-def train_step(net, optimizer, X, Y, loss_config, device):
-    """One step of the book's loop. Returns Python floats: ``loss`` (mean over the batch),
-    ``cls_correct``, ``cls_count``, ``bbox_abs``, ``bbox_count``. A non-finite loss raises
-    ``FloatingPointError`` before the weights change."""
+def train_step(net, optimizer, X, Y, loss_config, device, precision="fp32"):
     X, Y = _to_device(X, Y, device)
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    anchors, cls_preds, bbox_preds = net(X)
+    with _autocast(device, precision):
+        anchors, cls_preds, bbox_preds = net(X)
+    cls_preds, bbox_preds = cls_preds.float(), bbox_preds.float()  # the losses in float32
     bbox_labels, bbox_masks, cls_labels = boxes.multibox_target(anchors, Y, **unwrap(net).spec.target_options())
     loss = nn.calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config=loss_config).mean()
     value = float(loss.detach())
@@ -130,13 +157,14 @@ def train_step(net, optimizer, X, Y, loss_config, device):
 
 
 @implements
-def predict(net, X, device):
-    """Eval-mode forward without gradients -> NumPy ``(anchors (1, A, 4), cls_probs (B, C, A), bbox_preds (B, 4A))``."""
+def predict(net, X, device, precision="fp32"):
     net.eval()
     with torch.no_grad():
         X = torch.as_tensor(np.asarray(X, np.float32)) if not isinstance(X, torch.Tensor) else X
         X = X.to(device).contiguous(memory_format=torch.channels_last)
-        anchors, cls_preds, bbox_preds = net(X)
+        with _autocast(device, precision):
+            anchors, cls_preds, bbox_preds = net(X)
+        cls_preds, bbox_preds = cls_preds.float(), bbox_preds.float()
         cls_probs = nn.class_probabilities(cls_preds, net.spec.head).permute(0, 2, 1)
     return anchors.cpu().numpy(), cls_probs.cpu().numpy(), bbox_preds.cpu().numpy()
 
