@@ -7,10 +7,11 @@ converted to 8-bit RGB with its values scaled where Pillow's own conversion woul
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from multissd.errors import InputError
 
@@ -56,7 +57,23 @@ def rgb_image(image: Image.Image) -> Image.Image:
 def open_rgb(path: Path) -> Image.Image:
     """The image file ``path`` as an 8-bit RGB PIL image. ``FileNotFoundError`` when it is missing
     (callers say where it was listed); ``InputError`` naming the path when it cannot be decoded or has
-    more than :data:`MAX_IMAGE_PIXELS` pixels (checked from its header, before decoding)."""
+    more than :data:`MAX_IMAGE_PIXELS` pixels (checked from its header, before decoding). A file cut
+    short at its end (a JPEG missing its last bytes, common in photo collections) is read as far as it
+    goes, with a warning that names it."""
+    try:
+        return _open_rgb(path)
+    except InputError as error:
+        if "truncated" not in str(error):
+            raise
+    warnings.warn(f"image {path} is truncated: read as far as it goes", stacklevel=2)
+    ImageFile.LOAD_TRUNCATED_IMAGES, previous = True, ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        return _open_rgb(path)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _open_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             width, height = image.size

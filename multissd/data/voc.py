@@ -1,13 +1,22 @@
-"""Pascal VOC: ``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``.
+"""Pascal VOC annotations, in a VOC year folder or as a labelling tool writes them.
 
-``root`` is a year's folder (``VOCdevkit/VOC2007``). The training split is ``train.txt`` (else
-``trainval.txt``), the validation split ``val.txt`` (else ``test.txt``). VOC's pixel coordinates
-start at 1: a box ``xmin..xmax`` covers pixels ``xmin-1 .. xmax`` in 0-based corner coordinates.
-Objects marked ``difficult`` are kept but flagged, so that AP ignores them (as VOC does) and
-training leaves them out.
+- A year folder (``VOCdevkit/VOC2007``): ``Annotations/*.xml``, ``JPEGImages/``,
+  ``ImageSets/Main/<split>.txt``. The training split is ``train.txt`` (else ``trainval.txt``), the
+  validation split ``val.txt`` (else ``test.txt``).
+- A folder of VOC XML files as LabelImg and other labelling tools write them: the XML files in
+  ``Annotations/``, ``annotations/``, ``annots/`` or the folder itself, each naming its image in
+  ``<filename>`` (found beside it, in ``JPEGImages/``, ``images/`` or the folder; else the XML's own
+  name with ``.jpg``, ``.jpeg`` or ``.png``). With no split files, one photo in five is set aside for
+  validation, chosen by a hash of its name: the same photo always falls in the same split.
+
+VOC's pixel coordinates start at 1: a box ``xmin..xmax`` covers pixels ``xmin-1 .. xmax`` in 0-based
+corner coordinates (tools that write 0 for the first pixel are read the same way, the box clipped to
+the image). Objects marked ``difficult`` are kept but flagged, so that AP ignores them (as VOC does)
+and training leaves them out.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,8 +30,33 @@ from multissd.files import inside
 SPLIT_FILES = {"train": ("train", "trainval"), "val": ("val", "test")}
 
 
-def is_voc(root: Path) -> bool:
+ANNOTATION_FOLDERS = ("Annotations", "annotations", "annots", ".")
+IMAGE_FOLDERS = ("JPEGImages", "images", "Images", ".")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+VAL_SHARE = 20  # percent of a split-less folder's photos set aside for validation
+
+
+def is_year_folder(root: Path) -> bool:
+    """A VOC year folder: ``Annotations/`` and ``ImageSets/Main/``."""
     return (root / "Annotations").is_dir() and (root / "ImageSets" / "Main").is_dir()
+
+
+def annotation_folder(root: Path) -> Path | None:
+    """Where a folder of VOC XML files keeps them (the first of :data:`ANNOTATION_FOLDERS` holding an
+    XML file whose root is ``<annotation>``), or ``None``."""
+    for name in ANNOTATION_FOLDERS:
+        folder = root / name
+        for xml in sorted(folder.glob("*.xml"))[:1] if folder.is_dir() else []:
+            try:
+                if ET.parse(xml).getroot().tag == "annotation":
+                    return folder
+            except ET.ParseError:
+                continue
+    return None
+
+
+def is_voc(root: Path) -> bool:
+    return is_year_folder(root) or annotation_folder(root) is not None
 
 
 def image_ids(root: Path, split: str) -> tuple[Path, list[str]]:
@@ -108,17 +142,49 @@ def read_annotation(path: Path, problems: Problems) -> tuple[list, tuple[int, in
     return objects, (width, height)
 
 
+def _in_split(name: str, split: str) -> bool:
+    """Whether the photo ``name`` of a split-less folder belongs to ``split`` (:data:`VAL_SHARE`)."""
+    val = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100 < VAL_SHARE
+    return val == (split == "val")
+
+
+def _image_of(xml: Path, root: Path) -> Path:
+    """The image a labelling tool's XML file names (see the module docstring)."""
+    stated = ET.parse(xml).getroot().findtext("filename") if xml.is_file() else None
+    for folder in (xml.parent, *(root / name for name in IMAGE_FOLDERS)):
+        if stated and stated.strip():
+            candidate = inside(folder, Path(stated.strip()).name, f"{xml}: <filename>")
+            if candidate.is_file():
+                return candidate
+        for suffix in IMAGE_SUFFIXES:
+            if (folder / f"{xml.stem}{suffix}").is_file():
+                return folder / f"{xml.stem}{suffix}"
+    return root / "JPEGImages" / f"{xml.stem}.jpg"  # reported as missing where it is read
+
+
+def entries(root: Path, split: str) -> tuple[Path, list[tuple[str, Path, Path]]]:
+    """``(where the split is listed, [(name, annotation file, image file)])`` of ``split``."""
+    if is_year_folder(root):
+        list_file, ids = image_ids(root, split)
+        return list_file, [(f"{i}.jpg", root / "Annotations" / f"{i}.xml", root / "JPEGImages" / f"{i}.jpg")
+                           for i in ids]
+    folder = annotation_folder(root)
+    if folder is None:
+        raise InputError(f"{root} holds no VOC annotation files (*.xml with an <annotation> root)")
+    chosen = [xml for xml in sorted(folder.glob("*.xml")) if _in_split(xml.stem, split)]
+    return folder, [(_image_of(xml, root).name, xml, _image_of(xml, root)) for xml in chosen]
+
+
 def read_voc(root, split: str, problems: Problems) -> list[Record]:
     """The records of ``split``; class names, not ids, in ``Record.classes``."""
     root = Path(root)
-    list_file, ids = image_ids(root, split)
+    list_file, listed = entries(root, split)
     records = []
-    for image_id in ids:
-        annotation = read_annotation(root / "Annotations" / f"{image_id}.xml", problems)
+    for name, annotation_file, image_path in listed:
+        annotation = read_annotation(annotation_file, problems)
         if annotation is None:
             continue
         objects, (width, height) = annotation
-        image_path = root / "JPEGImages" / f"{image_id}.jpg"
         pixels = read_pixels(image_path, problems, listed_in=list_file)
         if pixels is None:
             continue
@@ -126,7 +192,7 @@ def read_voc(root, split: str, problems: Problems) -> list[Record]:
             problems.report(f"{image_path} is {pixels.shape[1]}x{pixels.shape[0]} but its annotation says "
                             f"{width}x{height}")
             continue
-        records.append(Record(name=f"{image_id}.jpg", pixels=pixels,
+        records.append(Record(name=name, pixels=pixels,
                               boxes=np.array([o[1] for o in objects], np.float64).reshape(-1, 4),
                               classes=[o[0] for o in objects], ignore=np.array([o[2] for o in objects], bool)))
     return records

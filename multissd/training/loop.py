@@ -202,7 +202,7 @@ def _with_anchors(config: TrainConfig, spec, split, log):
     shares = report(spec, f"{'the run' if config.spec else 'the model'}'s anchors")
     if config.spec or config.anchor_sizes == "book" or (config.anchor_sizes == "auto" and not needs_fitting(shares)):
         return spec
-    spec = fitted_spec(spec, split.labels)
+    spec = fitted_spec(spec, split.labels, size)
     log(f"anchors fitted to the training boxes: sizes {[list(s) for s in spec.sizes]}, ratios "
         f"{[list(r) for r in spec.ratios]}")
     report(spec, "the fitted anchors")
