@@ -46,10 +46,15 @@ def plot_curves(history: list[dict], path) -> Path:
     return _save(fig, path)
 
 
+_FAR = 1e5  # pixels: a box drawn beyond this is off any image anyway; matplotlib's text fails far out
+
+
 def draw_boxes(ax, boxes, labels=None, color="w", text_color="k") -> None:
-    """Rectangles (and optional labels) on a matplotlib axis; boxes in pixels ``(N, 4)``."""
+    """Rectangles (and optional labels) on a matplotlib axis; boxes in pixels ``(N, 4)`` (a wild
+    model's boxes are clipped to +-1e5 pixels, where they are off the picture all the same)."""
     plt = _pyplot()
-    for i, box in enumerate(np.reshape(boxes, (-1, 4))):
+    boxes = np.clip(np.nan_to_num(np.reshape(np.asarray(boxes, np.float64), (-1, 4))), -_FAR, _FAR)
+    for i, box in enumerate(boxes):
         rect = plt.Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor=color,
                              linewidth=2)
         ax.add_patch(rect)

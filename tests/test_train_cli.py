@@ -46,10 +46,18 @@ def test_training_smoke_writes_every_artefact(tiny_data, tmp_path, backend, caps
     assert len(rows) == 1 and set(rows[0]) == set(training.METRIC_COLUMNS)
     assert float(rows[0]["examples_per_s"]) > 0 and np.isfinite(float(rows[0]["loss"]))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["backend"] == backend and config["image_size"] == [64, 64] and config["recipe"] == "ssd"
-    assert (config["lr"], config["momentum"], config["loss"]["neg_pos_ratio"]) == (0.002, 0.9, 3.0)
+    assert config["backend"] == backend and config["image_size"] == [64, 64] and config["recipe"] == "fastai"
+    assert (config["optimizer"], config["lr"], config["lr_schedule"], config["loss"]["neg_pos_ratio"]) == (
+        "adamw", 0.004, "onecycle", 3.0)
+    assert config["precision"] == ("bf16" if backend == "torch" and _bf16_is_fast() else "fp32")
     out = capsys.readouterr()
     assert "epoch 1/1: loss" in out.out and "examples/s" in out.out
+
+
+def _bf16_is_fast() -> bool:
+    import torch
+    return torch.backends.mkldnn.is_available() and any(
+        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def test_numpy_cannot_train(tiny_data, tmp_path, capsys):
@@ -259,8 +267,7 @@ def test_same_seed_same_figures_R40(tiny_data, tmp_path):
 
 
 def test_learning_rate_schedules():
-    cosine = training.TrainConfig(lr=0.2)
-    assert cosine.lr_schedule == "cosine"
+    cosine = training.TrainConfig(lr=0.2, lr_schedule="cosine", warmup=0.0)
     assert training.learning_rate(cosine, 0, 100) == pytest.approx(0.2)
     assert training.learning_rate(cosine, 50, 100) == pytest.approx(0.1)
     assert training.learning_rate(cosine, 99, 100) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 0.99)))
@@ -270,11 +277,11 @@ def test_learning_rate_schedules():
     assert {training.learning_rate(book, s, 100) for s in range(100)} == {0.2}
     with pytest.raises(ValueError, match="lr_schedule to be one of cosine, constant, onecycle; received 'step'"):
         training.TrainConfig(lr_schedule="step")
-    warm = training.TrainConfig(lr=0.2, warmup=0.1)
+    warm = training.TrainConfig(lr=0.2, lr_schedule="cosine", warmup=0.1)
     rates = [training.learning_rate(warm, s, 100) for s in range(100)]
     assert rates[:10] == pytest.approx([0.2 * (s + 1) / 10 for s in range(10)]) and rates[10] == pytest.approx(0.2)
     assert all(a > b for a, b in zip(rates[10:], rates[11:]))
-    cycle = training.TrainConfig(lr=0.2, lr_schedule="onecycle")  # fastai's fit_one_cycle: rise over 25%, then fall
+    cycle = training.TrainConfig(lr=0.2, lr_schedule="onecycle", warmup=0.0)  # fastai's fit_one_cycle: rise over 25%, then fall
     rates = [training.learning_rate(cycle, s, 100) for s in range(100)]
     assert rates[0] == pytest.approx(0.2 / 25) and rates[25] == pytest.approx(0.2) and max(rates) == rates[25]
     assert rates[-1] < 0.2 / 25 / 50 and all(a > b for a, b in zip(rates[25:], rates[26:]))
@@ -299,7 +306,7 @@ def test_book_recipe_gives_the_book_hyperparameters_and_options_override_it(tiny
 
 @pytest.mark.parametrize("backend", TRAINERS)
 def test_momentum_buffers_are_checkpointed_and_restored(tiny_data, tmp_path, backend):
-    assert run_train(tiny_data, tmp_path / "run", backend=backend) == 0
+    assert run_train(tiny_data, tmp_path / "run", "--recipe", "ssd", backend=backend) == 0
     weights, state = training.load_checkpoint(tmp_path / "run")
     assert set(state["momentum"]) == {n for n in weights if "running" not in n and "num_batches" not in n}
     adapter, nn = backends.load_trainer(backend), backends.load_nn(backend)
@@ -387,8 +394,9 @@ def test_recipe_book_is_the_books_run():
     assert book.loss["neg_pos_ratio"] is None and book.loss["box_weight"] == 1.0
     assert book.prior_prob == BOOK_INIT and book.model_spec().prior_prob == BOOK_INIT and book.epochs == 20
     default = train.config_from_args(train.parser().parse_args(["--backend", "numpy"]))
-    assert default.prior_prob == 0.01 and default.epochs is None and default.lr == 0.002  # epochs: by the data
-    assert training.DEFAULT_EPOCHS == 12  # the bananas' 1000 images: 384 steps of 32
+    assert default.prior_prob == 0.01 and default.epochs is None and default.lr == 0.004  # epochs: by the data
+    assert (default.recipe, default.optimizer, default.batch_size) == ("fastai", "adamw", 16)
+    assert training.DEFAULT_EPOCHS == 6  # the bananas' 1000 images: 375 steps of 16
     mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
                                                               "--epochs", "3", "--backend", "numpy"]))
     assert mixed.prior_prob == 0.05 and mixed.epochs == 3 and mixed.lr == 0.2
@@ -434,9 +442,10 @@ def test_the_command_line_is_derived_from_the_config_fields():
     args = train.parser().parse_args([])
     assert all(getattr(args, option.dest) is None for option in OPTIONS)
     help_text = " ".join(train.parser().format_help().split())
-    assert "learning rate (the peak of --lr-schedule) (default from the recipe -- --recipe ssd: 0.002, --recipe book: 0.2)" in help_text
-    assert "SGD's L2 (the book's 5e-4), AdamW's decoupled (default from the recipe -- --recipe ssd: 0.0005" in help_text
+    assert ("learning rate (the peak of --lr-schedule) (default from the recipe -- --recipe fastai: 0.004, --recipe "
+            "ssd: 0.002, --recipe book: 0.2)") in help_text
+    assert "SGD's L2 (the book's 5e-4), AdamW's decoupled (default from the recipe -- --recipe fastai: 0.05" in help_text
     assert "the zoom-out limit of --augment ssd or photo" in help_text and "(default: ssd 2, photo 4)" in help_text
     config = train.config_from_args(args)
-    assert (config.lr, config.batch_size, config.weight_decay, config.epochs) == (0.002, 32, 5e-4, None)
+    assert (config.lr, config.batch_size, config.weight_decay, config.epochs) == (0.004, 16, 0.05, None)
     assert config.loss == {**TrainConfig().loss}

@@ -21,7 +21,7 @@ from multissd.nn import LossConfig
 from multissd.registry import BACKEND_NAMES, DEVICES
 from multissd.data.augment import AUGMENTATIONS
 from multissd.trainer import OPTIMIZERS, PRECISIONS
-from multissd.training.config import (ANCHOR_SIZES, DEFAULT_STEPS, LR_SCHEDULES, MIN_EPOCHS, MODELS, PROFILES, RECIPES,
+from multissd.training.config import (ANCHOR_SIZES, DEFAULT_RECIPE, DEFAULT_STEPS, LR_SCHEDULES, MIN_EPOCHS, MODELS, PROFILES, RECIPES,
                                       RESUME_CHANGES, TrainConfig)
 from multissd.data.datasets import data_kind
 
@@ -77,9 +77,10 @@ OPTIONS = (
            none_text=f"as many as {DEFAULT_STEPS['book']} optimizer steps take (a VOC or COCO folder: "
                      f"{DEFAULT_STEPS['photos']}, at least {MIN_EPOCHS['photos']} epochs)"),
     Option("--batch-size", "batch_size", "images per step", type=int),
-    Option("--recipe", "recipe", "the defaults of the options whose default is the recipe's: ssd = the SSD paper's "
-           "training, book = the book's run (lr 0.2, momentum 0, constant rate, no augmentation, no mining, box "
-           "weight 1, the book's head initialisation, 20 epochs)", choices=tuple(RECIPES)),
+    Option("--recipe", "recipe", "the defaults of the options whose default is the recipe's: fastai = AdamW and the "
+           "one-cycle policy in small batches (the fewest steps to a detector); ssd = the SSD paper's training (SGD "
+           "with momentum, a cosine decay); book = the book's run (lr 0.2, momentum 0, constant rate, no "
+           "augmentation, no mining, box weight 1, the book's head initialisation, 20 epochs)", choices=tuple(RECIPES)),
     Option("--optimizer", "optimizer", "sgd: SGD (the book's, the SSD paper's); adamw: Adam with decoupled weight "
            "decay (fastai's)", choices=OPTIMIZERS),
     Option("--lr", "lr", "learning rate (the peak of --lr-schedule)", type=float),
@@ -214,7 +215,7 @@ def config_from_options(values: dict[str, object], backend: str, resuming: bool 
     lesson's SSD trains with ``bce-focal``, and a focal loss replaces mining."""
     values = dict(values)
     recipe = values.get("recipe") or TrainConfig.recipe
-    if recipe == "ssd":  # the defaults of the data's kind: photos get their own (PROFILES)
+    if recipe == DEFAULT_RECIPE:  # the defaults of the data's kind: photos get their own (PROFILES)
         for key, value in PROFILES[data_kind(values.get("data"))].items():
             values.setdefault(key, value)
     if values.get("image_size") is not None:
