@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Callable
 
 from multissd.errors import FieldError, MultissdError
@@ -70,10 +71,18 @@ def add_device(parser: argparse.ArgumentParser, help: str = "device (default aut
     parser.add_argument("--device", choices=list(DEVICES), default="auto", help=help)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as a command line shows it: ``warning: ...`` (not the source line that raised it)."""
+    return f"warning: {message}\n"
+
+
 def report_errors(body: Callable[[], int], flags: dict[str, str] | None = None) -> int:
     """Run ``body``; a user error (:data:`USER_ERRORS`) becomes one ``error: ...`` line on stderr
     and exit status 2 (``flags`` maps a config field to its option, for the message), Ctrl-C one
-    ``interrupted`` line and exit status 130. Anything else propagates with its traceback."""
+    ``interrupted`` line and exit status 130. Anything else propagates with its traceback. Warnings
+    (a skipped annotation, a truncated photo) are one ``warning: ...`` line each."""
+    if os.environ.get(DEBUG_ENV, "").strip() in ("", "0"):
+        warnings.formatwarning = _one_line_warning
     try:
         return body()
     except USER_ERRORS as error:

@@ -143,3 +143,18 @@ def test_performance_page_table_is_the_committed_bench_run():
     assert table == expected, "docs/performance.md's table is not benchmarks/results/bench.json's: " \
                               "paste the table that markdown_table(rows) prints"
     assert not page[start + len(expected)].startswith("|"), "the page's table has rows bench.json lacks"
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="needs torch")
+def test_time_to_accuracy_reads_the_runs_curve(tmp_path):
+    """``--time-to-accuracy``: a training run in its own process, the time at which its validation
+    top-1 first reached the target (start-up included), and a row beside the ssd recipe's."""
+    from multissd.data import generate_bananas
+    data = generate_bananas(tmp_path / "bananas", seed=3, sizes={"train": 8, "val": 4}, workers=1, image_size=64)
+    args = ["--data", str(data), "--epochs", "2", "--batch-size", "4", "--backend", "torch"]
+    reached = bench.time_to_accuracy(args, target=0.0)
+    assert len(reached["epochs"]) == 2 and 0 < reached["median_s"] <= reached["wall_s"]
+    assert bench.time_to_accuracy(args, target=1.01)["median_s"] is None
+    rows = bench.summarise({"time_to_accuracy_fastai": reached, "time_to_accuracy_ssd": {**reached, "median_s": 2 * reached["median_s"]}})
+    fastai = next(row for row in rows if row["implementation"] == "multissd torch --recipe fastai")
+    assert fastai["ratio"] == pytest.approx(2.0) and fastai["what"] == "training to 95% top-1 (wall time)"

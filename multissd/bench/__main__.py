@@ -58,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile step (it compiles for "
                                                              "10-70 s)")
     p.add_argument("--tiny", action="store_true", help="batch 2 of 64 x 64 images, 1 repeat: checks that it runs")
+    p.add_argument("--time-to-accuracy", action="store_true",
+                   help="also train the banana detector with the default recipe and with --recipe ssd (the default "
+                        "before the fastai recipe) and report each run's wall time to 95%% top-1 IoU >= 0.5 (long: "
+                        "about 10 minutes on a 2-core CPU)")
+    p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                   help="options for the --time-to-accuracy runs (e.g. --epochs 2 --data-dir DIR)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
     return p
@@ -179,11 +185,19 @@ def summarise(results: dict) -> list[dict]:
     book_step = get("train_book", "median_s")
     add("training step", "book, torch eager (baseline)", book_step, book_step)
     add("training step", "multissd torch", get("train_torch", "median_s"), book_step, ("train", "torch"))
+    torch_step = get("train_torch", "median_s")
+    add("training step", "multissd torch bf16", get("train_torch_bf16", "median_s"), book_step,
+        note=f"{torch_step / get('train_torch_bf16', 'median_s'):.2f}x the float32 step (goal 2x)"
+        if torch_step and get("train_torch_bf16", "median_s") else "")
     compile_first = get("train_torch_compile", "first_s")
     add("training step", "multissd torch --compile", get("train_torch_compile", "median_s"), book_step,
         note=f"first step (compiling) {compile_first:.0f} s" if compile_first else "")
     add("training step", "multissd paddle, paddle's defaults", get("train_paddle_defaults", "median_s"), book_step)
     add("training step", "multissd paddle", get("train_paddle", "median_s"), book_step, ("train", "paddle"))
+    paddle_step = get("train_paddle", "median_s")
+    add("training step", "multissd paddle bf16", get("train_paddle_bf16", "median_s"), book_step,
+        note=f"{paddle_step / get('train_paddle_bf16', 'median_s'):.2f}x the float32 step"
+        if paddle_step and get("train_paddle_bf16", "median_s") else "")
     for objects in (1, 8):
         key = f"target_{objects}"
         base = get("boxes_book", key, "median_s")
@@ -208,7 +222,41 @@ def summarise(results: dict) -> list[dict]:
         base = get("boxes_book", key, value)
         for impl, worker in INFERENCE_WORKERS.items():
             add(what, label(impl), get(worker, key, value), base)
+            add(what, f"{label(impl)} bf16", get(worker, f"{key}_bf16", value), base)
+    before = get("time_to_accuracy_ssd", "median_s")
+    for recipe in ("ssd", "fastai"):
+        add("training to 95% top-1 (wall time)", f"multissd torch --recipe {recipe}",
+            get(f"time_to_accuracy_{recipe}", "median_s"), before,
+            note=f"whole run {get(f'time_to_accuracy_{recipe}', 'wall_s'):.0f} s"
+            if get(f"time_to_accuracy_{recipe}", "wall_s") else "")
     return rows
+
+
+def time_to_accuracy(train_args: list[str], target: float = 0.95) -> dict:
+    """Train with ``python -m multissd.train`` and the ``train_args`` in a fresh process: its wall time
+    (``wall_s``), the time at which the validation top-1 IoU >= 0.5 first reached ``target``
+    (``median_s``: the start-up, then each epoch's time to that epoch's end; ``None`` if never), and
+    the epochs' figures."""
+    import csv
+    import time
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "multissd.train", "--out", os.path.join(tmp, "run"), "--no-progress",
+                   *train_args]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:]}
+        with open(os.path.join(tmp, "run", "metrics.csv")) as handle:
+            rows = list(csv.DictReader(handle))
+    spent = wall - sum(float(row["epoch_seconds"]) for row in rows)  # start-up, validation, saving
+    reached, clock = None, spent
+    for row in rows:
+        clock += float(row["epoch_seconds"])
+        if reached is None and float(row["val_top1_iou50"]) >= target:
+            reached = clock
+    return dict(median_s=reached, wall_s=wall, target=target, epochs=[
+        {key: float(row[key]) for key in ("epoch", "val_top1_iou50", "val_map_50", "epoch_seconds")} for row in rows])
 
 
 def _dig(value, *keys):
@@ -278,6 +326,10 @@ def main(argv=None) -> int:
             result = run_worker(name, path, args.repeat)
             if result is not None:
                 results[name] = result
+    if args.time_to_accuracy:
+        for recipe in ("fastai", "ssd"):
+            print(f"  training the banana detector, --recipe {recipe} ...", flush=True)
+            results[f"time_to_accuracy_{recipe}"] = time_to_accuracy(["--recipe", recipe, *args.train_args])
     rows = summarise(results)
     peak, flops, step = (_dig(results, "matmul_peak", "flops_per_s"), _dig(results, "train_torch", "flops"),
                          _dig(results, "train_torch", "median_s"))

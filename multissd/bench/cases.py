@@ -69,7 +69,7 @@ def train_book(inputs, repeat):
     return median_time(lambda: book.train_step(net, trainer, X, Y, torch.device("cpu")), repeat)
 
 
-def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
+def _train_multissd(backend, inputs, repeat, compile=False, tuned=True, precision="fp32"):
     from multissd import backends
     from multissd.host import keep_freed_memory
     if tuned:
@@ -82,7 +82,8 @@ def _train_multissd(backend, inputs, repeat, compile=False, tuned=True):
     net = adapter.prepare(nn.TinySSD(num_classes=1, seed=0), device, compile=compile)
     optimizer = adapter.make_optimizer(net, 0.2, 5e-4)
     X, Y = _native(backend, inputs["images"]), _native(backend, inputs["labels_1"])  # as the loaders yield them
-    return median_time(lambda: adapter.train_step(net, optimizer, X, Y, BOOK_LOSS, device), repeat), net, X, Y
+    step = lambda: adapter.train_step(net, optimizer, X, Y, BOOK_LOSS, device, precision)  # noqa: E731
+    return median_time(step, repeat), net, X, Y
 
 
 def _native(backend, array):
@@ -104,6 +105,16 @@ def train_torch(inputs, repeat):
         torch_train.train_step(net, optimizer, X, Y, BOOK_LOSS, torch.device("cpu"))
     result["flops"] = counter.get_total_flops()
     return result
+
+
+def train_torch_bf16(inputs, repeat):
+    """multissd's torch step in bfloat16 (``--precision bf16``: autocast, channels-last, kept memory)."""
+    return _train_multissd("torch", inputs, repeat, precision="bf16")[0]
+
+
+def train_paddle_bf16(inputs, repeat):
+    """multissd's paddle step with paddle's bfloat16 AMP (``--precision bf16``)."""
+    return _train_multissd("paddle", inputs, repeat, precision="bf16")[0]
 
 
 def train_torch_compile(inputs, repeat):
@@ -179,10 +190,13 @@ def _boxes_multissd(backend, inputs, repeat):
     nn.set_weights(net, dict(inputs["weights"]))
     net = adapter.prepare(net, device)
 
-    def predict_and_detect(images):
-        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device)
+    def predict_and_detect(images, precision="fp32"):
+        anchors, cls_probs, bbox_preds = adapter.predict(net, images, device, precision)
         return adapter.detect(anchors, cls_probs, bbox_preds, 0.5, device)
     out.update(_inference_cases(predict_and_detect, inputs["images"], repeat))
+    if backend != "numpy":  # NumPy computes in float32 only
+        bf16 = _inference_cases(lambda images: predict_and_detect(images, "bf16"), inputs["images"], repeat)
+        out.update({f"{key}_bf16": value for key, value in bf16.items()})
     return out
 
 
@@ -227,9 +241,11 @@ def infer_onnxruntime(inputs, repeat):
 WORKERS = {
     "train_book": ("torch", train_book),
     "train_torch": ("torch", train_torch),
+    "train_torch_bf16": ("torch", train_torch_bf16),
     "train_torch_compile": ("torch", train_torch_compile),
     "train_paddle_defaults": ("paddle", train_paddle_defaults),
     "train_paddle": ("paddle", train_paddle),
+    "train_paddle_bf16": ("paddle", train_paddle_bf16),
     "matmul_peak": ("torch", matmul_peak),
     "boxes_book": ("torch", boxes_book),
     "boxes_numpy": ("numpy", boxes_numpy),

@@ -56,7 +56,7 @@ DEFAULT_STEPS = {"book": 375, "photos": 2000}
 MIN_EPOCHS = {"book": 1, "photos": 1}
 """... and the fewest epochs it takes, per kind of data."""
 
-PROFILES = {"book": {}, "photos": dict(augment="photo", anchor_sizes="auto")}
+PROFILES = {"book": {}, "photos": dict(augment="photo", anchor_sizes="auto", lr=0.003)}
 """The defaults a kind of data changes in the default recipe (an option given on the command line
 still wins): photos get the SSD paper's whole augmentation and anchors fitted to their boxes when the
 model's own leave too many uncovered."""
