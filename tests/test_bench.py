@@ -158,3 +158,23 @@ def test_time_to_accuracy_reads_the_runs_curve(tmp_path):
     rows = bench.summarise({"time_to_accuracy_fastai": reached, "time_to_accuracy_ssd": {**reached, "median_s": 2 * reached["median_s"]}})
     fastai = next(row for row in rows if row["implementation"] == "multissd torch --recipe fastai")
     assert fastai["ratio"] == pytest.approx(2.0) and fastai["what"] == "training to 95% top-1 (wall time)"
+
+
+@pytest.mark.skipif("paddle" not in BACKENDS, reason="measures paddle's layouts")
+def test_paddle_layout_and_amp_measurement_runs():
+    """benchmarks/paddle_layout_amp.py (the performance page's NHWC and bfloat16 figures for paddle)
+    runs each layout and precision and prints its ratio to NCHW float32."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "paddle_layout_amp.py"
+    run = subprocess.run([sys.executable, str(script), "--batch-size", "1", "--image-size", "128", "--repeat", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = re.findall(r"^paddle [\d.]+ (NCHW|NHWC) (fp32|bf16): [\d.]+ s .* \(([\d.]+)x NCHW fp32\)$", run.stdout,
+                       flags=re.M)
+    assert [(layout, precision) for layout, precision, _ in found] == [
+        ("NCHW", "fp32"), ("NCHW", "bf16"), ("NHWC", "fp32"), ("NHWC", "bf16")]
+    assert found[0][2] == "1.00"
