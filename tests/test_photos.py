@@ -202,3 +202,29 @@ def test_photo_model_forward_cross_backend(name):
 
 def test_photo_model_is_a_choice_of_the_config():
     assert TrainConfig(model="ssd-photo").model_spec(2) == TinySSDSpec.photo(2, prior_prob=0.01)
+
+
+# ---- bfloat16 (issue #29) ---------------------------------------------------------------------------
+
+@needs_torch
+def test_a_bf16_runs_weights_are_float32_and_predict_on_every_backend(tiny_data, tmp_path):
+    """A run trained with ``--precision bf16`` records it, keeps float32 weights, and its weights file
+    gives the same detections on numpy, torch and paddle (float32 inference everywhere)."""
+    from multissd.inference import predict_images
+    from multissd.weights import read_weights
+    assert run_train(tiny_data, tmp_path / "run", "--precision", "bf16", "--epochs", "2") == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+    arrays, _ = read_weights(tmp_path / "run" / "weights.safetensors")
+    assert {str(a.dtype) for a in arrays.values()} == {"float32"}
+    images = [tiny_data / "bananas_val" / "images" / f"{i}.png" for i in range(2)]
+    reference, _ = predict_images(images, tmp_path / "run" / "weights.safetensors", "numpy", threshold=0.0)
+    for name in BACKENDS:
+        mine, _ = predict_images(images, tmp_path / "run" / "weights.safetensors", name, threshold=0.0)
+        for (_, _, a), (_, _, b) in zip(mine, reference):
+            np.testing.assert_allclose(a[:5], b[:5], rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="numpy backend computes in float32 only"):
+        predict_images(images, tmp_path / "run" / "weights.safetensors", "numpy", precision="bf16")
+    bf16, _ = predict_images(images, tmp_path / "run" / "weights.safetensors", "torch", threshold=0.0,
+                             precision="bf16")
+    assert all(len(rows) for _, _, rows in bf16)  # bfloat16 inference runs, its scores close to float32's
+    np.testing.assert_allclose(bf16[0][2][0, 1], reference[0][2][0, 1], atol=0.05)
