@@ -51,9 +51,9 @@ DATA_KINDS = ("book", "photos")
 """What a run trains on: ``book`` -- the built-in synthetic sets and the book's banana-detection
 layout; ``photos`` -- a Pascal VOC or COCO folder."""
 
-DEFAULT_STEPS = {"book": 375, "photos": 2000}
+DEFAULT_STEPS = {"book": 375, "photos": 4000}
 """The default length of a run in optimizer steps, per kind of data (``--epochs`` overrides it)."""
-MIN_EPOCHS = {"book": 1, "photos": 1}
+MIN_EPOCHS = {"book": 1, "photos": 30}
 """... and the fewest epochs it takes, per kind of data."""
 
 PROFILES = {"book": {}, "photos": dict(augment="photo", anchor_sizes="auto", lr=0.003)}
