@@ -137,6 +137,20 @@ def random_labels(rng, batch, max_objects, num_classes=3, pad_rows=0, empty_imag
 
 
 
+def require(name: str, why: str, module: bool = False) -> str | None:
+    """The path of the program ``name`` (``module=True``: the Python package ``name`` is importable);
+    skip saying ``why`` without it -- or fail, under ``MULTISSD_REQUIRE_TOOLS=1`` (``.ci/run`` sets it:
+    CI installs every tool, so there a skip would hide a test that never ran)."""
+    import shutil
+    found = (name if importlib.util.find_spec(name) else None) if module else shutil.which(name)
+    if found is None:
+        message = f"needs {name} ({why})"
+        if os.environ.get("MULTISSD_REQUIRE_TOOLS", "").strip() not in ("", "0"):
+            pytest.fail(message + "; MULTISSD_REQUIRE_TOOLS=1 says it must be here")
+        pytest.skip(message)
+    return found
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory):
     """The documentation built once for the session (``mkdocs build --strict``): ``(site folder,

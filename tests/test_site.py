@@ -3,7 +3,6 @@ Sphinx role shown as text, and (where Chromium is installed) every formula types
 tabs switching together (tools/check_site.py; screenshots by hand with --screenshots)."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import check_site  # noqa: E402
+from conftest import require  # noqa: E402
 
 
 def test_the_checker_finds_broken_links_anchors_images_and_roles(tmp_path):
@@ -47,9 +47,8 @@ def test_the_browser_findings_that_count_as_problems():
     ]
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="needs Chromium (Debian: apt-get install -y chromium)")
 def test_in_a_headless_browser_formulas_render_and_linked_tabs_switch_together(built_site):
+    require("chromium", "Debian: apt-get install -y chromium")
     site, result = built_site
     assert result.returncode == 0, result.stderr[-3000:]
     with check_site.serve(site) as base_url:

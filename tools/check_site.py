@@ -116,7 +116,8 @@ window.addEventListener("load", () => setTimeout(() => {
 </script>"""
 
 
-def _browser() -> str:
+def chromium() -> str:
+    """Debian's Chromium; a ``RuntimeError`` saying how to install it."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise RuntimeError("Chromium is not installed (Debian: apt-get install -y chromium)")
@@ -151,7 +152,7 @@ def probe(site: Path, name: str, base_url: str) -> dict:
     copy = page.with_name("_probe.html")
     copy.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
     try:
-        dom = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+        dom = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
                               "--dump-dom", f"{base_url}/{name}/_probe.html"],
                              check=True, capture_output=True, text=True, timeout=120).stdout
     finally:
@@ -186,7 +187,7 @@ def _page_problems(name: str, seen: dict) -> list[str]:
 
 def screenshots(site: Path, out: Path, pages=PAGES) -> list[Path]:
     """Render each page of ``pages`` headless with Chromium (1280 x 2400) into ``out``."""
-    browser = _browser()
+    browser = chromium()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in pages:

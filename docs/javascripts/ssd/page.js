@@ -3,11 +3,11 @@
 // output decoded by boxes.js exactly as `python -m multissd.predict` decodes it, with live controls
 // that redraw without running the model again. The page exposes what it computed as
 // window.multissdResult (the detections, as predict reports them) and window.multissdPage (counts).
-import * as ort from "../ort/ort.wasm.min.mjs";
 import * as B from "./boxes.js";
 import { resize_bilinear } from "./resize.js";
 
 const ROOT = new URL("../../", import.meta.url);          // the site's root
+let ort = null;                                           // ONNX Runtime Web, imported on this page only
 const COLORS = ["#ffffff", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 const DEFAULT_THRESHOLD = 0.9, MIN_DETECTIONS = 1;       // predict's defaults (the book's display threshold)
 
@@ -142,7 +142,9 @@ function render() {
     `${before.length} candidate box${before.length === 1 ? "" : "es"} before it (score >= ${state.threshold.toFixed(2)}); ` +
     `the model ran in ${median.toFixed(0)} ms here (median of ${state.times.length}).`;
   window.multissdPage = { after: kept.length, before: before.length, anchors_drawn: anchors.anchors,
-                          assigned: labelled.assigned, model_ms: state.times.slice(), ready: true };
+                          assigned: labelled.assigned, truth: state.truth, scale: state.scale,
+                          threshold: state.threshold, nms: state.nms, decode: state.decode,
+                          model_ms: state.times.slice(), ready: true };
 }
 
 // The anchors of the chosen scale centred on the clicked cell (the book's figure of anchors at one pixel).
@@ -212,6 +214,7 @@ function wire() {
     $("ssd-samples").innerHTML = sampleButtons();
     await choose(new URL(state.model.samples[0], ROOT).href);
   });
+  $("ssd-time").addEventListener("click", async () => { await time(10); });
   $("ssd-file").addEventListener("change", async (e) => { if (e.target.files[0]) await choose(URL.createObjectURL(e.target.files[0])); });
   const drop = $("ssd-drop");
   drop.addEventListener("dragover", (e) => e.preventDefault());
@@ -242,9 +245,27 @@ function sampleButtons() {
     `<img src="${new URL(src, ROOT).href}" alt="sample" width="64"></button>`).join("");
 }
 
+// Run the model n more times on the current image (the page reports the median time).
+async function time(n) {
+  for (let i = 0; i < n; i++) await runModel();
+  render();
+  return state.times.slice();
+}
+
 async function start() {
   if (!$("ssd-app") || $("ssd-app").dataset.started) return;
   $("ssd-app").dataset.started = "1";
+  try {
+    await setUp();
+  } catch (error) {
+    $("ssd-status").textContent = `The page could not run the model: ${error}`;
+    window.multissdPage = { ready: false, error: String(error) };
+    throw error;
+  }
+}
+
+async function setUp() {
+  ort = await import("../ort/ort.wasm.min.mjs");
   ort.env.wasm.wasmPaths = new URL("javascripts/ort/", ROOT).href;
   ort.env.wasm.numThreads = 1;  // threads need a cross-origin-isolated page, which a plain server is not
   state.models = await (await fetch(new URL("models/models.json", ROOT))).json();
@@ -253,6 +274,7 @@ async function start() {
   $("ssd-samples").innerHTML = sampleButtons();
   wire();
   await choose(new URL(state.model.samples[0], ROOT).href);
+  window.multissdTime = time;
 }
 
 // Material's instant navigation swaps pages without reloading: start whenever the page is shown.
