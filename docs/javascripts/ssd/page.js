@@ -110,7 +110,7 @@ function drawBoxes(context, rows, scale, labels = true) {
 
 function canvasFor(id) {
   const canvas = $(id), image = state.image;
-  const scale = Math.min(1, 480 / Math.max(image.naturalWidth, image.naturalHeight));
+  const scale = 480 / Math.max(image.naturalWidth, image.naturalHeight);  // small images drawn larger
   canvas.width = Math.round(image.naturalWidth * scale);
   canvas.height = Math.round(image.naturalHeight * scale);
   const context = canvas.getContext("2d");
@@ -149,6 +149,7 @@ function render() {
 
 // The anchors of the chosen scale centred on the clicked cell (the book's figure of anchors at one pixel).
 function drawAnchors({ context, scale }) {
+  $("ssd-anchor-info").textContent = state.mode === "anchors" ? "Click the image to draw the anchors of a cell." : "";
   if (state.mode !== "anchors" || !state.clicked) return { anchors: 0 };
   const spec = state.model.spec, [h, w] = B.feature_map_sizes(spec, ...state.model.image_size)[state.scale];
   const [x, y] = state.clicked, row = Math.min(h - 1, Math.floor(y * h)), col = Math.min(w - 1, Math.floor(x * w));
@@ -168,22 +169,23 @@ function drawAnchors({ context, scale }) {
 
 // The drawn box as the ground truth of multibox_target: the anchors the book's matching assigns to it.
 function drawLabelling({ context, scale }) {
+  $("ssd-label-info").textContent = state.mode === "label" ? "Drag a box on the image: it becomes the ground truth." : "";
   if (state.mode !== "label" || !state.truth) return { anchors: 0, assigned: 0 };
   const iw = state.image.naturalWidth, ih = state.image.naturalHeight, truth = Float32Array.from(state.truth);
   const map = B.assign_anchor_to_bbox(truth, state.anchors, 0.5);
   const iou = B.box_iou(state.anchors, truth), assigned = [];
   for (let a = 0; a < map.length; a++) if (map[a] === 0) assigned.push(a);
-  const list = assigned.map((a) => ({
+  const best = assigned.reduce((b, a) => (iou[a] > iou[b] ? a : b), assigned[0]);
+  const list = assigned.map((a) => ({   // only the best anchor is labelled: dozens of labels would hide the picture
     box: Array.from(state.anchors.subarray(4 * a, 4 * a + 4)).map((v, i) => v * (i % 2 ? ih : iw)),
-    color: iou[a] >= 0.5 ? "#2ca02c" : "#ff7f0e", text: iou[a].toFixed(2),
+    color: iou[a] >= 0.5 ? "#2ca02c" : "#ff7f0e", text: a === best ? `best anchor, IoU ${iou[a].toFixed(2)}` : "",
   }));
   drawBoxes(context, list, scale);
   drawBoxes(context, [{ box: [truth[0] * iw, truth[1] * ih, truth[2] * iw, truth[3] * ih], color: "#1f77b4",
                         text: "truth" }], scale);
-  const best = Math.max(...iou);
   $("ssd-label-info").textContent = `${assigned.length} anchor${assigned.length === 1 ? "" : "s"} labelled with ` +
     `this box (${assigned.filter((a) => iou[a] >= 0.5).length} at IoU >= 0.5; the best anchor, IoU ` +
-    `${best.toFixed(3)}, always); every other anchor is background.`;
+    `${iou[best].toFixed(3)}, always); every other anchor is background.`;
   return { anchors: 0, assigned: assigned.length };
 }
 
