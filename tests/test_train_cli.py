@@ -396,7 +396,7 @@ def test_recipe_book_is_the_books_run():
     default = train.config_from_args(train.parser().parse_args(["--backend", "numpy"]))
     assert default.prior_prob == 0.01 and default.epochs is None and default.lr == 0.004  # epochs: by the data
     assert (default.recipe, default.optimizer, default.batch_size) == ("fastai", "adamw", 16)
-    assert training.DEFAULT_EPOCHS == 6  # the bananas' 1000 images: 375 steps of 16
+    assert training.DEFAULT_EPOCHS == 7  # the bananas' 1000 images: 441 steps of 16
     mixed = train.config_from_args(train.parser().parse_args(["--recipe", "book", "--prior-prob", "0.05",
                                                               "--epochs", "3", "--backend", "numpy"]))
     assert mixed.prior_prob == 0.05 and mixed.epochs == 3 and mixed.lr == 0.2
