@@ -20,7 +20,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from try_samples import SAMPLES, name_of  # noqa: E402  (the sample images, made by tools/try_samples.py)
+from try_samples import sample_paths  # noqa: E402  (the sample images, made by tools/try_samples.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 ORT = ROOT / "node_modules" / "onnxruntime-web" / "dist"
@@ -29,10 +29,9 @@ CACHE = ROOT / "build" / "site-models"
 
 MODELS = (
     dict(name="banana", title="Bananas: TinySSD, 1 class", weights="docs/weights/banana.safetensors",
-         class_names=["banana"], samples=[f"samples/{name_of('bananas', *pick)}" for pick in SAMPLES["bananas"]]),
+         class_names=["banana"], samples=sample_paths("bananas")),
     dict(name="fruit", title="Fruit: TinySSD, 3 classes", weights="docs/weights/fruit.safetensors",
-         class_names=["banana", "apple", "orange"],
-         samples=[f"samples/{name_of('fruit', *pick)}" for pick in SAMPLES["fruit"]]),
+         class_names=["banana", "apple", "orange"], samples=sample_paths("fruit")),
 )
 """The models the page offers: a committed weights file each, and its sample images (in docs/)."""
 
@@ -78,8 +77,8 @@ def on_files(files, config):
     described = []
     for entry in MODELS:
         weights = ROOT / entry["weights"]
+        described.append(describe(entry, weights))  # checked before the export's work
         files.append(File.generated(config, f"models/{entry['name']}.onnx",
                                     abs_src_path=str(exported(weights, entry["name"]))))
-        described.append(describe(entry, weights))
     files.append(File.generated(config, "models/models.json", content=json.dumps(described)))
     return files

@@ -26,6 +26,11 @@ def name_of(kind: str, index: int, size) -> str:
     return f"{stem}_val_{index}" + (f"_{size[0]}x{size[1]}" if size else "") + ".png"
 
 
+def sample_paths(kind: str) -> list[str]:
+    """The site paths (``samples/NAME.png``) of ``kind``'s samples, in :data:`SAMPLES`'s order."""
+    return [f"samples/{name_of(kind, *pick)}" for pick in SAMPLES[kind]]
+
+
 def main() -> int:
     from multissd.data.datasets import load_splits
     truth = {}
