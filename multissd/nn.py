@@ -152,6 +152,11 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 @NN.declare
+def relu(x: Tensor) -> Tensor:
+    """``max(x, 0)``, elementwise (the lesson's ``F.relu``)."""
+
+
+@NN.declare
 def values_on_host(x: Tensor) -> "np.ndarray | None":
     """``x``'s numbers as NumPy when they can be read without a copy from an accelerator or a trace
     (the model's input check reads them), else ``None``: for a tensor on a GPU, or a placeholder
@@ -236,18 +241,42 @@ def TinySSD(num_classes: int = 1, spec: TinySSDSpec | None = None, seed: int = 0
 
 
 @NN.on_active()
+def adaptive_max_pool(size: int) -> Layer:
+    """``(B, ch, H, W) -> (B, ch, size, size)``: cell ``(i, j)`` is the maximum over rows
+    ``floor(i H / size) .. ceil((i + 1) H / size) - 1`` and the same columns (PyTorch's
+    ``AdaptiveMaxPool2d``): the lesson's heads read the base network's map as a ResNet's 7 x 7."""
+
+
+@NN.on_active()
+def std_conv(in_channels: int, out_channels: int, stride: int, spec: TinySSDSpec | None = None) -> Layer:
+    """The lesson's ``StdConv``: a 3x3 convolution (padding 1, ``stride``), ReLU, batch norm, dropout
+    0.1 (:data:`multissd.classifier.STD_CONV_DROPOUT`), as an ``nn.Sequential`` (the convolution is
+    ``.0``, the batch norm ``.2``). ``(B, in, H, W) -> (B, out, ceil(H / stride), ceil(W / stride))``;
+    ``spec`` supplies batch norm's eps and momentum."""
+
+
+@NN.on_active()
+def lesson_head(in_features: int, hidden: int, out_features: int, p: float,
+                spec: TinySSDSpec | None = None) -> Layer:
+    """The lesson's ``head_reg4``: ``Flatten, ReLU, Dropout(p), Linear(in, hidden), ReLU,
+    BatchNorm1d(hidden), Dropout(p), Linear(hidden, out)`` as an ``nn.Sequential`` (linear layers
+    ``.3`` and ``.7``, batch norm ``.5``). ``(B, ch, h, w) -> (B, out_features)`` with
+    ``ch * h * w = in_features``."""
+
+
+@NN.on_active()
 def Classifier(spec: ClassifierSpec, seed: int = 0) -> Layer:
-    """The fastai lesson's first models on TinySSD's base network, as a native model of the active
-    backend: the largest object (a class and a box) or a multi-label classifier, as
-    :class:`multissd.classifier.ClassifierSpec` says.
+    """The fastai lesson's models before its full SSD, on TinySSD's base network, as a native model of
+    the active backend: the largest object (a class and a box), a multi-label classifier, or the SSD
+    head on a 4 x 4 grid, as :class:`multissd.classifier.ClassifierSpec` says.
 
     Args:
         spec: a :class:`multissd.classifier.ClassifierSpec`.
         seed: the initial weights are drawn with NumPy from this seed, identically on every backend.
 
     Calling the model on ``X`` ``(B, 3, H, W)`` float32 returns ``(cls_logits (B, Q), box (B, 4))``
-    (task ``"largest"``, the box normalised corners in ``[0, 1]``) or ``(B, Q)`` logits
-    (``"multilabel"``).
+    (task ``"largest"``, the box normalised corners in ``[0, 1]``), ``(B, Q)`` logits
+    (``"multilabel"``), or ``(cls_logits (B, 16 k, Q + 1), activations (B, 16 k, 4))`` (``"grid"``).
     """
 
 

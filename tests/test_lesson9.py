@@ -1,6 +1,7 @@
 """The fastai lesson 9 road (issue #15): a sigmoid (BCE / focal) head that works end to end."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -266,6 +267,70 @@ def test_classifiers_cross_backend(task, other_nn, ref_nn, rng):
     for name, value in ref_nn.get_weights(ref_net).items():
         np.testing.assert_array_equal(weights[name], value)
     assert list(weights) == list(spec.parameters())
+
+
+@pytest.mark.parametrize("spec", [
+    multissd.ClassifierSpec(task="grid", num_classes=3, dropout=0.25),              # the lesson's SSD_Head, k = 1
+    multissd.ClassifierSpec(task="grid", num_classes=2, k=9, hidden=32),             # k = 9
+    multissd.ClassifierSpec(task="largest", num_classes=3, head="lesson", dropout=0.5, hidden=64),   # head_reg4
+    multissd.ClassifierSpec(task="multilabel", num_classes=3, head="lesson", dropout=0.5, hidden=64),
+], ids=["grid-k1", "grid-k9", "largest-lesson", "multilabel-lesson"])
+def test_lesson_heads_cross_backend(spec, other_nn, ref_nn, rng):
+    """The lesson's heads on a 7 x 7 map: the SSD head's ``(B, 16 k, Q + 1)`` and ``(B, 16 k, 4)``
+    outputs, ``head_reg4``'s ``(B, Q)`` and box, equal on every backend, in evaluation mode and in a
+    training-mode forward's batch statistics (dropout off to compare)."""
+    ref_net, net = ref_nn.Classifier(spec, seed=3), other_nn.Classifier(spec, seed=3)
+    ref_net.eval()
+    net.eval()
+    for side in (64, 256):                                        # base maps of 8 x 8 and 32 x 32, both pooled to 7 x 7
+        X = rng.uniform(0, 255, (2, 3, side, side)).astype(np.float32)
+        expected, actual = ref_net(X), net(nn_tensor(other_nn, X))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        actual = actual if isinstance(actual, tuple) else (actual,)
+        if spec.task == "grid":
+            assert [e.shape for e in expected] == [(2, 16 * spec.k, spec.num_classes + 1), (2, 16 * spec.k, 4)]
+        for a, e in zip(actual, expected):
+            np.testing.assert_allclose(host(a), e, rtol=1e-4, atol=1e-5)
+    weights = other_nn.get_weights(net)
+    assert list(weights) == list(spec.parameters())
+    for name, value in ref_nn.get_weights(ref_net).items():
+        np.testing.assert_array_equal(weights[name], value)
+    if spec.task == "grid":
+        assert (weights["cls.bias"] == -3).all()                  # OutConv's bias.data.zero_().add_(-3)
+    quiet = dataclasses.replace(spec, dropout=0.0)
+    ref_net, net = ref_nn.Classifier(quiet, seed=3), other_nn.Classifier(quiet, seed=3)
+    for layer in _dropouts(ref_net) + _dropouts(net):             # StdConv's fixed 0.1 too
+        layer.p = 0.0
+    X = rng.uniform(0, 255, (4, 3, 64, 64)).astype(np.float32)
+    ref_net(X), net(nn_tensor(other_nn, X))                       # training mode: batch statistics
+    for name, value in ref_nn.get_weights(ref_net).items():
+        np.testing.assert_allclose(other_nn.get_weights(net)[name], value, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def _dropouts(net):
+    """Every dropout layer of a native model (torch's and paddle's ``p``, NumPy's ``p``)."""
+    found = []
+    stack = [net]
+    while stack:
+        layer = stack.pop()
+        if type(layer).__name__ == "Dropout":
+            found.append(layer)
+        children = getattr(layer, "_children", None) or getattr(layer, "_sub_layers", None) or getattr(
+            layer, "_modules", None) or {}
+        stack.extend(children.values())
+    return found
+
+
+def test_lesson_head_spec_checks():
+    with pytest.raises(ValueError, match="Expected head"):
+        multissd.ClassifierSpec(head="resnet")
+    with pytest.raises(ValueError, match="Expected k"):
+        multissd.ClassifierSpec(task="grid", k=0)
+    with pytest.raises(ValueError, match="4 x 4 grid"):
+        multissd.ClassifierSpec(task="grid", pool_size=5)
+    spec = multissd.ClassifierSpec(task="grid", num_classes=3, k=9)
+    assert multissd.ClassifierSpec.from_json(spec.to_json()) == spec
+    assert spec.parameters()["cls.weight"][0] == (9 * 4, 256, 3, 3)
 
 
 def test_classifier_base_is_tinyssds_base():

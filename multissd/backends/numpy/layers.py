@@ -1,8 +1,9 @@
 """Just enough of a neural-network library in NumPy to run TinySSD: the layers the book uses.
 
-Forward passes only (no autograd): 3x3 convolutions, batch norm (inference, and training-mode
-forward that uses and updates batch statistics as PyTorch does), ReLU, 2x2 max pooling, global max
-pooling, and a ``Sequential`` container. Parameters are float32 arrays held by name, and
+Forward passes only (no autograd): 3x3 convolutions (stride 1 or more), linear layers, batch norm
+over channels or features (inference, and training-mode forward that uses and updates batch
+statistics as PyTorch does), ReLU, dropout, 2x2 max pooling, adaptive max pooling, flattening, and
+a ``Sequential`` container. Parameters are float32 arrays held by name, and
 :meth:`Layer.named_arrays` yields them with the same dotted names as ``torch.nn``.
 """
 from __future__ import annotations
@@ -67,25 +68,27 @@ class Layer:
 
 
 class Conv2d(Layer):
-    """``(B, C, H, W) -> (B, O, H, W)``: 3x3 (or k x k) convolution, stride 1, 'same' padding."""
+    """``(B, C, H, W) -> (B, O, H', W')``: 3x3 (or k x k) convolution with ``padding`` and ``stride``
+    (``H' = (H + 2 padding - k) // stride + 1``; 'same' size for stride 1 and padding 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1,
+                 stride: int = 1):
         super().__init__()
-        self.padding = padding
+        self.padding, self.stride = padding, stride
         self.add_array("weight", np.zeros((out_channels, in_channels, kernel_size, kernel_size)))
         self.add_array("bias", np.zeros(out_channels))
 
     def forward(self, x):
         weight, bias = self._arrays["weight"], self._arrays["bias"]
-        k, p = weight.shape[-1], self.padding
-        out = np.empty((x.shape[0], weight.shape[0], x.shape[2] + 2 * p - k + 1, x.shape[3] + 2 * p - k + 1),
-                       dtype=np.result_type(x, weight))
+        k, p, s = weight.shape[-1], self.padding, self.stride
+        out = np.empty((x.shape[0], weight.shape[0], (x.shape[2] + 2 * p - k) // s + 1,
+                        (x.shape[3] + 2 * p - k) // s + 1), dtype=np.result_type(x, weight))
         step = max(1, _CONV_CHUNK_ELEMENTS // max(1, x[0].size * k * k))  # images per chunk: bounds memory
         for start in range(0, x.shape[0], step):
             padded = np.pad(x[start:start + step], ((0, 0), (0, 0), (p, p), (p, p)))  # (b, C, H+2p, W+2p)
-            windows = sliding_window_view(padded, (k, k), axis=(2, 3))           # (b, C, H, W, k, k)
-            chunk = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))   # (b, H, W, O)
-            out[start:start + step] = (chunk + bias).transpose(0, 3, 1, 2)       # (b, O, H, W)
+            windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
+            chunk = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))   # (b, H', W', O)
+            out[start:start + step] = (chunk + bias).transpose(0, 3, 1, 2)       # (b, O, H', W')
         return out
 
 
@@ -128,6 +131,14 @@ class BatchNorm2d(Layer):
         return (x * scale[:, None, None].astype(np.float32) + shift[:, None, None].astype(np.float32))
 
 
+class BatchNorm1d(BatchNorm2d):
+    """Batch norm over the features of ``(B, F)`` (the lesson's ``BatchNorm1d``): ``BatchNorm2d`` on
+    ``(B, F, 1, 1)``, so the statistics and their update are the same code."""
+
+    def forward(self, x):
+        return super().forward(x[:, :, None, None])[:, :, 0, 0]
+
+
 class Dropout(Layer):
     """Dropout: nothing in eval mode; in training mode an inverted-dropout mask from NumPy's global
     generator (the NumPy backend does not train, so no other backend's mask is matched)."""
@@ -163,10 +174,29 @@ class MaxPool2d(Layer):
 
 
 class AdaptiveMaxPool2d(Layer):
-    """``(B, C, H, W) -> (B, C, 1, 1)``: global max pooling."""
+    """``(B, C, H, W) -> (B, C, size, size)``: cell ``i`` the maximum over rows (and columns)
+    ``floor(i H / size) .. ceil((i + 1) H / size) - 1``, as ``torch.nn.AdaptiveMaxPool2d``; the
+    default ``size=1`` is global max pooling."""
+
+    def __init__(self, size: int = 1):
+        super().__init__()
+        self.size = size
 
     def forward(self, x):
-        return x.max(axis=(2, 3), keepdims=True)
+        if self.size == 1:
+            return x.max(axis=(2, 3), keepdims=True)
+        n, (h, w) = self.size, x.shape[2:]
+        rows = [(i * h // n, -(-(i + 1) * h // n)) for i in range(n)]          # [start, end) per cell
+        cols = [(j * w // n, -(-(j + 1) * w // n)) for j in range(n)]
+        return np.stack([np.stack([x[:, :, r0:r1, c0:c1].max(axis=(2, 3)) for c0, c1 in cols], axis=-1)
+                         for r0, r1 in rows], axis=-2)                          # (B, C, n, n)
+
+
+class Flatten(Layer):
+    """``(B, ...) -> (B, prod(...))``, as ``torch.nn.Flatten``."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
 
 
 class Sequential(Layer):

@@ -13,7 +13,7 @@ import numpy as np
 
 from multissd.backends.numpy import boxes
 from multissd.backends.numpy import layers as nn
-from multissd.classifier import ClassifierMixin
+from multissd.classifier import STD_CONV_DROPOUT, ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
@@ -54,6 +54,12 @@ def linear(in_features, out_features):
 def sigmoid(x):
     """The logistic function (the mixins' adapter)."""
     return 1 / (1 + np.exp(-x))
+
+
+@implements
+def relu(x):
+    """``max(x, 0)`` (the mixins' adapter)."""
+    return np.maximum(x, 0)
 
 
 @implements
@@ -129,6 +135,27 @@ class TinySSD(TinySSDMixin, nn.Layer):
     def __init__(self, num_classes=1, spec=None, seed=0):
         nn.Layer.__init__(self)
         self._build(resolve_spec(num_classes, spec), seed)
+
+
+@implements
+def adaptive_max_pool(size):
+    return nn.AdaptiveMaxPool2d(size)
+
+
+@implements
+def std_conv(in_channels, out_channels, stride, spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride), nn.ReLU(),
+                         nn.BatchNorm2d(out_channels, eps=spec.bn_eps, momentum=spec.bn_momentum),
+                         nn.Dropout(STD_CONV_DROPOUT))
+
+
+@implements
+def lesson_head(in_features, hidden, out_features, p, spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Dropout(p), nn.Linear(in_features, hidden), nn.ReLU(),
+                         nn.BatchNorm1d(hidden, eps=spec.bn_eps, momentum=spec.bn_momentum), nn.Dropout(p),
+                         nn.Linear(hidden, out_features))
 
 
 @implements

@@ -18,7 +18,7 @@ from paddle.nn.functional import batch_norm
 
 from multissd.backends.paddle import boxes
 from multissd.checks import device_values_wanted
-from multissd.classifier import ClassifierMixin
+from multissd.classifier import STD_CONV_DROPOUT, ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
 from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
 
@@ -72,6 +72,13 @@ def sigmoid(x):
 
 @implements
 @paddle.jit.not_to_static
+def relu(x):
+    """``max(x, 0)`` (the mixins' adapter)."""
+    return F.relu(x)
+
+
+@implements
+@paddle.jit.not_to_static
 def values_on_host(x):
     if not paddle.in_dynamic_mode():  # paddle.jit traces the model: x is a placeholder
         return None
@@ -115,6 +122,15 @@ class BatchNorm2D(nn.BatchNorm2D):
                 biased = (self._variance - (1 - m) * previous) / m  # recovered from paddle's update
                 self._variance.set_value((1 - m) * previous + m * biased * (n / (n - 1)))
         return out
+
+
+class BatchNorm1D(BatchNorm2D):
+    """Batch norm over the features of ``(B, F)`` with torch's conventions (the lesson's
+    ``BatchNorm1d``): :class:`BatchNorm2D` on ``(B, F, 1, 1)``, so its momentum and unbiased running
+    variance are the same code."""
+
+    def forward(self, x, shift=None):
+        return super().forward(x.reshape([x.shape[0], -1, 1, 1]), shift).reshape([x.shape[0], -1])
 
 
 class ConvNormSequential(nn.Sequential):
@@ -209,6 +225,27 @@ class TinySSD(TinySSDMixin, nn.Layer):
     def __init__(self, num_classes=1, spec=None, seed=0):
         nn.Layer.__init__(self)
         self._build(resolve_spec(num_classes, spec), seed)
+
+
+@implements
+def adaptive_max_pool(size):
+    return nn.AdaptiveMaxPool2D((size, size))
+
+
+@implements
+def std_conv(in_channels, out_channels, stride, spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(nn.Conv2D(in_channels, out_channels, kernel_size=3, padding=1, stride=stride), nn.ReLU(),
+                         BatchNorm2D(out_channels, eps=spec.bn_eps, momentum=spec.bn_momentum),
+                         nn.Dropout(STD_CONV_DROPOUT))
+
+
+@implements
+def lesson_head(in_features, hidden, out_features, p, spec=None):
+    spec = spec or _BOOK_SPEC
+    return nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Dropout(p), nn.Linear(in_features, hidden), nn.ReLU(),
+                         BatchNorm1D(hidden, eps=spec.bn_eps, momentum=spec.bn_momentum), nn.Dropout(p),
+                         nn.Linear(hidden, out_features))
 
 
 @implements
