@@ -32,6 +32,9 @@ book's), or a sigmoid per object column with no background column (the fastai le
 is background when no class's sigmoid reaches 0.5)."""
 SIGMOID_LOSSES = ("bce", "bce_focal")
 FOCAL_LOSSES = ("focal", "bce_focal")
+AVERAGES = ("auto", "anchors", "positives")
+"""How :func:`calc_loss` averages its terms without mining: over every anchor (the book's), per
+positive anchor (RetinaNet's), or ``auto`` -- per positive for the focal losses, else over anchors."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,19 @@ class LossConfig:
         box_loss: ``"l1"`` (the book) or ``"smooth_l1"`` with ``sigma`` (the book's exercise).
         sigma: smooth-L1 sharpness: quadratic for ``|x| < 1/sigma**2``.
         focal_alpha, focal_gamma: focal-loss parameters (0.25 and 2 in the exercise and the lesson).
-        neg_pos_ratio: ``None`` -- every anchor counts and each term is averaged over all anchors
-            (the book); for the focal losses each term is instead summed over the anchors and divided
-            by ``max(1, num_pos)``, as RetinaNet does (focal loss replaces mining). A number ``r`` --
+        neg_pos_ratio: ``None`` -- every anchor counts and each term is averaged as ``average``
+            says: over all anchors (the book), or, for the focal losses by default, summed over the
+            anchors and divided by ``max(1, num_pos)``, as RetinaNet does (focal loss replaces mining). A number ``r`` --
             hard negative mining (the SSD paper, ``r = 3``): per image, the ``r * num_pos`` background
             anchors of highest class loss (ties: lower index) and all positives count, and both terms
             are summed and divided by ``max(1, num_pos)``; an image without objects then contributes
             0 (torchvision/MMDetection semantics).
         cls_weight, box_weight: weights of the two terms (the book's exercise); 1 and 1.
+        average: without mining, how each term is averaged (:data:`AVERAGES`): ``"anchors"`` -- the
+            mean over every anchor (the book's, and the solutions' focal + smooth-L1 run of exercise
+            14.7.1); ``"positives"`` -- summed and divided by ``max(1, num_pos)`` (RetinaNet's);
+            ``"auto"`` (the default) -- positives for the focal losses, anchors for the others. Mining
+            always divides by the positives (the SSD paper's).
     """
 
     cls_loss: str = "ce"
@@ -66,6 +74,7 @@ class LossConfig:
     neg_pos_ratio: float | None = None
     cls_weight: float = 1.0
     box_weight: float = 1.0
+    average: str = "auto"
 
     def __post_init__(self):
         if self.cls_loss not in CLS_LOSSES:
@@ -87,6 +96,17 @@ class LossConfig:
         for name in ("cls_weight", "box_weight"):
             if getattr(self, name) < 0:
                 raise FieldError(name, f"Expected {{name}} >= 0 (a loss weight); received {getattr(self, name)!r}")
+        if self.average not in AVERAGES:
+            raise FieldError("average", f"Invalid {{name}}. Expected one of {list(AVERAGES)}; received {self.average!r}")
+        if self.average == "anchors" and self.neg_pos_ratio is not None:
+            raise FieldError("average", "{name} 'anchors' asks for the mean over every anchor, but hard negative mining "
+                                        "(neg_pos_ratio) counts the mined anchors and divides by the positives; turn "
+                                        "mining off (neg_pos_ratio None, --neg-pos-ratio 0) or average over positives")
+
+    @property
+    def per_positive(self) -> bool:
+        """Without mining, whether the terms are divided by the positives (else averaged over the anchors)."""
+        return self.average == "positives" or (self.average == "auto" and self.cls_loss in FOCAL_LOSSES)
 
     @property
     def head(self) -> str:

@@ -86,6 +86,30 @@ def test_focal_losses_are_divided_by_the_positives_cross_backend(nn, ref_nn, rng
     assert_close(got, expected)
 
 
+def test_the_solutions_focal_run_averages_over_anchors_cross_backend(nn, ref_nn, rng):
+    """``average="anchors"``: the d2l solutions' exercise 14.7.1 -- softmax focal (alpha 0.25, gamma 2)
+    and smooth L1 (sigma 2), each the mean over every anchor, as the book's losses are; RetinaNet's
+    per-positive division is ``"positives"`` (and ``"auto"`` for the focal losses); mining contradicts it."""
+    b, a, c = 2, 9, 3
+    cls_preds = rng.normal(size=(b, a, c)).astype(np.float32)
+    cls_labels = np.array([[0, 1, 0, 2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    boxes = [rng.normal(size=(b, 4 * a)).astype(np.float32) for _ in range(2)]
+    mask = np.repeat((cls_labels > 0).astype(np.float32), 4, axis=1)
+    inputs = [nn_tensor(nn, x) for x in (cls_preds, cls_labels, *boxes, mask)]
+    config = LossConfig(cls_loss="focal", box_loss="smooth_l1", sigma=2.0, average="anchors")
+    cls = ref_nn.focal_loss(cls_preds, cls_labels, 0.25, 2.0, reduction="none")                  # (B, A)
+    box = ref_nn.smooth_l1_loss(boxes[0] * mask, boxes[1] * mask, 2.0, reduction="none")          # (B, 4A)
+    assert_close(host(nn.calc_loss(*inputs, config=config)), cls.mean(axis=1) + box.mean(axis=1))
+    positives = np.maximum((cls_labels > 0).sum(axis=1), 1)
+    for average in ("positives", "auto"):
+        got = host(nn.calc_loss(*inputs, config=dataclasses.replace(config, average=average)))
+        assert_close(got, (cls.sum(axis=1) + box.sum(axis=1)) / positives)
+    with pytest.raises(ValueError, match="average"):
+        LossConfig(average="anchors", neg_pos_ratio=3.0)
+    with pytest.raises(ValueError, match="Invalid average"):
+        LossConfig(average="images")
+
+
 @needs_torch
 @pytest.mark.parametrize("loss", ["bce", "bce-focal"])
 def test_a_bce_model_is_decoded_with_its_sigmoids(loss, tiny_data, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from multissd.errors import FieldError, InputError
 from multissd.model import BOOK_INIT, DEFAULT_IMAGE_SIZE
-from multissd.nn import LossConfig
+from multissd.nn import AVERAGES, LossConfig
 from multissd.registry import BACKEND_NAMES, DEVICES
 from multissd.data.augment import AUGMENTATIONS
 from multissd.trainer import OPTIMIZERS, PRECISIONS
@@ -142,6 +142,9 @@ OPTIONS = (
     Option("--cls-weight", "loss.cls_weight", "weight of the class loss", type=float),
     Option("--box-weight", "loss.box_weight", "weight of the box loss (the book's and the SSD paper's alpha: 1)",
            type=float),
+    Option("--loss-average", "loss.average", "without mining, how each loss term is averaged: over every anchor "
+           "(anchors: the book's), divided by the positive anchors (positives: RetinaNet's), or auto: positives for "
+           "the focal losses, anchors for the others", choices=AVERAGES),
     Option("--threads", "threads", "CPU threads for the framework", type=int, default_text="one per core"),
     Option("--precision", "precision", "the forward passes in fp32, or in bf16 (autocast: weights, losses and the "
            "optimiser stay float32), or auto: bf16 where the backend runs it faster (torch on a CPU with AVX-512 BF16 "

@@ -17,7 +17,7 @@ from multissd.backends.torch import boxes
 from multissd.checks import device_values_wanted
 from multissd.classifier import STD_CONV_DROPOUT, ClassifierMixin
 from multissd.model import TinySSDMixin, TinySSDSpec, resolve_spec
-from multissd.nn import BOOK_LOSS, FOCAL_LOSSES, implements
+from multissd.nn import BOOK_LOSS, implements
 
 _BOOK_SPEC = TinySSDSpec()
 
@@ -266,7 +266,7 @@ def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks, config
     box = diff.abs() if config.box_loss == "l1" else _smooth_l1(diff, config.sigma)
     positive = cls_labels > 0                                                    # (B, A)
     num_pos = positive.sum(dim=1)                                                # (B,)
-    if config.neg_pos_ratio is None and config.cls_loss in FOCAL_LOSSES:  # RetinaNet: sums over the positives
+    if config.neg_pos_ratio is None and config.per_positive:  # RetinaNet: sums over the positives
         norm = num_pos.clamp(min=1).to(cls.dtype)
         cls, box = cls.sum(dim=1) / norm, box.sum(dim=1) / norm
     elif config.neg_pos_ratio is None:  # the book: average over every anchor
