@@ -1,0 +1,127 @@
+"""The figures the pages quote from training runs are the figures of the committed logs they come from.
+
+``docs/logs/<run>/`` holds each quoted run's record: ``metrics.csv`` (a row per epoch, as
+``python -m multissd.train`` writes it), ``config.json`` (the run's settings), ``eval.json``
+(``python -m multissd.evaluate``) and ``train.log`` (the run's own lines -- the anchors it chose, its
+last line -- and the wall time ``/usr/bin/time`` measured). ``docs/weights/*.csv`` and
+``docs/weights/classifiers.log`` are the logs of the models the pages load. Each claim below is a
+page and a piece of its text made from a log: when a run is redone, its log changes and the page
+must change with it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+LOGS = DOCS / "logs"
+
+
+QUOTED: set[str] = set()
+"""The runs under docs/logs the claims read."""
+
+
+def rows(path: str) -> list[dict[str, float]]:
+    """The rows of a ``metrics.csv`` (``docs/logs/<run>`` or a path under ``docs/``), numbers as floats."""
+    if (LOGS / path).is_dir():
+        QUOTED.add(path)
+    return _rows(path)
+
+
+@lru_cache(maxsize=None)
+def _rows(path: str) -> list[dict[str, float]]:
+    file = LOGS / path / "metrics.csv" if (LOGS / path).is_dir() else DOCS / path
+    with open(file) as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def last(path: str) -> dict[str, float]:
+    return rows(path)[-1]
+
+
+def epoch(path: str, n: int) -> dict[str, float]:
+    return next(row for row in rows(path) if row["epoch"] == n)
+
+
+def wall(run: str) -> float:
+    """The seconds ``/usr/bin/time`` measured for the run (the last line of its ``train.log``)."""
+    QUOTED.add(run)
+    return float(re.search(r"([\d.]+) s wall", (LOGS / run / "train.log").read_text()).group(1))
+
+
+def evaluation(run: str) -> dict:
+    QUOTED.add(run)
+    return json.loads((LOGS / run / "eval.json").read_text())
+
+
+def ap50(run: str, name: str) -> float:
+    return evaluation(run)["per_class"][name]["ap50"]
+
+
+def classifier_line(name: str) -> str:
+    """The last epoch's line of ``name`` in ``docs/weights/classifiers.log``."""
+    lines = [line for line in (DOCS / "weights" / "classifiers.log").read_text().splitlines()
+             if line.startswith(f"{name} epoch ")]
+    return lines[-1]
+
+
+def pct(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def claims():
+    """``(page, text)``: each text must appear on its page."""
+    seed0, seed1, fp32, before = "banana_default_seed0", "banana_default_seed1", "banana_default_seed0_fp32", "banana_before"
+    yield "training.md", (f"| **{pct(last(seed0)['val_top1_iou50'])}** ({pct(epoch(seed0, 6)['val_top1_iou50'])} / "
+                          f"{epoch(seed0, 6)['val_map_50']:.3f} after epoch 6) | **{last(seed0)['val_map_50']:.3f}** | "
+                          f"**{wall(seed0):.0f} s** |")
+    yield "training.md", (f"| the same, seed 1 | {pct(last(seed1)['val_top1_iou50'])} | {last(seed1)['val_map_50']:.3f} | "
+                          f"{wall(seed1):.0f} s |")
+    yield "training.md", (f"| the same in float32 (`--precision fp32`) | {pct(last(fp32)['val_top1_iou50'])} | "
+                          f"{last(fp32)['val_map_50']:.3f} | {wall(fp32):.0f} s |")
+    yield "training.md", (f"(the previous default, at commit b371388) | {pct(last(before)['val_top1_iou50'])} | "
+                          f"{last(before)['val_map_50']:.3f} | {wall(before):.0f} s |")
+    yield "../README.md", f"validation mAP@0.5 {last(seed0)['val_map_50']:.3f}, in {wall(seed0):.0f} s"
+    yield "../README.md", (f"took {wall(before):.0f} s for {pct(last(before)['val_top1_iou50'])} and "
+                           f"{last(before)['val_map_50']:.3f}")
+    yield "performance.md", (f"val top-1 {pct(last(seed0)['val_top1_iou50'])} and mAP@0.5 {last(seed0)['val_map_50']:.3f}\n"
+                             f"in bfloat16 ({wall(seed0):.0f} s) against {pct(last(fp32)['val_top1_iou50'])} and "
+                             f"{last(fp32)['val_map_50']:.3f} in float32 ({wall(fp32):.0f} s")
+    banana, fruit = last("weights/banana.csv"), last("weights/fruit.csv")
+    yield "try.md", f"{pct(banana['val_top1_iou50'])} top-1, mAP@0.5 {banana['val_map_50']:.3f} (`docs/weights/banana.csv`)"
+    yield "try.md", f"mAP@0.5 {fruit['val_map_50']:.3f} (`docs/weights/fruit.csv`)"
+    yield "training.md", f"val mAP@0.5 {fruit['val_map_50']:.3f} (`docs/weights/fruit.csv`)"
+    yield "lesson9.md", f"`docs/weights/fruit.csv`) | torch | {fruit['val_map_50']:.3f} | {pct(fruit['val_top1_iou50'])} |"
+    bccd = "bccd_default"
+    yield "photos.md", (f"| **{ap50(bccd, 'Platelets'):.3f}** | **{ap50(bccd, 'RBC'):.3f}** | **{ap50(bccd, 'WBC'):.3f}** | "
+                        f"**{evaluation(bccd)['map_50']:.3f}** (COCO mAP {evaluation(bccd)['map']:.3f})")
+    yield "photos.md", f"(4000 steps, {last(bccd)['epoch']:.0f} epochs)"
+    yield "photos.md", (f"| {evaluation('raccoon_before')['map_50']:.3f} | {evaluation('raccoon_before')['map']:.3f} |")
+    yield "photos.md", (f"4000 steps, {last('raccoon_default')['epoch']:.0f} epochs) | "
+                        f"**{evaluation('raccoon_default')['map_50']:.3f}** | **{evaluation('raccoon_default')['map']:.3f}** |")
+
+
+CLAIMS = list(claims())
+
+
+@pytest.mark.parametrize("page, text", CLAIMS, ids=[f"{page}:{i}" for i, (page, _) in enumerate(CLAIMS)])
+def test_page_quotes_its_log(page, text):
+    assert text in (DOCS / page).read_text(), f"{page} should say, from its log: {text!r}"
+
+
+def test_every_committed_run_is_quoted_and_complete():
+    """Every run folder under docs/logs has its settings, its epochs and its time, and is the source
+    of at least one claim above (a log no page reads is not evidence of anything)."""
+    runs = sorted(path.name for path in LOGS.iterdir() if path.is_dir())
+    assert runs
+    for run in runs:
+        for name in ("config.json", "metrics.csv", "train.log"):
+            assert (LOGS / run / name).is_file(), f"docs/logs/{run} has no {name}"
+        assert rows(run), f"docs/logs/{run}/metrics.csv has no epochs"
+        assert run in QUOTED, f"docs/logs/{run} is quoted by no claim"
+        wall(run)
