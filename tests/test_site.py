@@ -40,10 +40,12 @@ def test_built_site_has_no_broken_link_and_no_literal_role(built_site):
 def test_the_browser_findings_that_count_as_problems():
     fine = dict(before=["NumPy", "NumPy", "Other"], after=["Paddle", "Paddle", "Other"], formulas=3, typeset=3)
     assert check_site._page_problems("anchors", fine) == []
-    broken = dict(before=["NumPy", "NumPy"], after=["Paddle", "NumPy"], formulas=3, typeset=1)
+    broken = dict(before=["NumPy", "NumPy"], after=["Paddle", "NumPy"], formulas=3, typeset=1,
+                  broken=["../figures/gone.png"])
     assert check_site._page_problems("nms", broken) == [
         "nms: 2 of 3 formulas not typeset",
         "nms: after clicking Paddle the tab sets show ['Paddle', 'NumPy']",
+        "nms: image '../figures/gone.png' did not load",
     ]
 
 
@@ -56,3 +58,28 @@ def test_in_a_headless_browser_formulas_render_and_linked_tabs_switch_together(b
     assert seen["formulas"] >= 3 and seen["typeset"] == seen["formulas"]
     assert len(seen["before"]) >= 3 and set(seen["after"]) == {"Paddle"}
     assert check_site.browser_problems(site) == []
+
+
+def test_a_figure_that_does_not_decode_is_a_problem_in_the_browser(tmp_path):
+    """An image file that exists but is not an image (a truncated download, an LFS pointer) passes the
+    link check and shows as a broken icon: the browser pass reports it."""
+    require("chromium", "Debian: apt-get install -y chromium")
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "index.html").write_text('<html><body><article><img src="../fig.png"></article></body></html>')
+    (tmp_path / "fig.png").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    assert check_site.check(tmp_path) == []
+    assert check_site.browser_problems(tmp_path) == ["page: image '../fig.png' did not load"]
+
+
+def test_figures_are_captured_as_their_pages_show_them(built_site, tmp_path):
+    require("chromium", "Debian: apt-get install -y chromium")
+    require("playwright", "pip install playwright (the test extra)", module=True)
+    from PIL import Image
+    site, result = built_site
+    assert result.returncode == 0, result.stderr[-3000:]
+    shots = check_site.figure_shots(site, tmp_path, ["lesson9_nms.png", "prediction.png"])
+    for shot in shots:
+        with Image.open(shot) as image:
+            assert image.width >= 300 and image.height >= 150, (shot, image.size)
+    with pytest.raises(ValueError, match="shows"):
+        check_site.figure_shots(site, tmp_path, ["no_such_figure.png"])

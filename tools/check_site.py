@@ -7,8 +7,12 @@ Every internal link (``href``) and image (``src``) of every page must lead to a 
 a link's ``#anchor`` to an ``id`` on its page; no page may show a Sphinx role (``:func:``,
 ``:class:``, ...) as text. With ``--browser`` (needs Debian's ``chromium``), each page is also
 loaded headless with its scripts running: every formula must be typeset by MathJax (no raw TeX
-left), and clicking one "Paddle" tab must switch every linked tab set of the page to Paddle. With
-``--screenshots``, each chapter page is rendered headless to a PNG.
+left), every image must load and decode (a figure a reader would see as a broken icon), and clicking
+one "Paddle" tab must switch every linked tab set of the page to Paddle. With ``--screenshots``, each
+chapter page is rendered headless to a PNG; with ``--figures NAME ...`` (Playwright), each named
+figure is captured as it stands on its page, to look at.
+
+    python tools/check_site.py /tmp/site --figures lesson9_nms.png lesson9_grid.png --out /tmp/figs
 """
 from __future__ import annotations
 
@@ -108,9 +112,11 @@ window.addEventListener("load", () => setTimeout(() => {
   if (paddle) paddle.click();
   setTimeout(() => {
     const math = [...document.querySelectorAll(".arithmatex")];
+    const images = [...document.querySelectorAll("article img")];
     document.body.setAttribute("data-probe", JSON.stringify({
       before, after: shown(), formulas: math.length,
-      typeset: math.filter(m => m.querySelector("mjx-container")).length}));
+      typeset: math.filter(m => m.querySelector("mjx-container")).length, images: images.length,
+      broken: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute("src"))}));
   }, 1000);
 }, 3000));
 </script>"""
@@ -164,13 +170,12 @@ def probe(site: Path, name: str, base_url: str) -> dict:
 
 
 def browser_problems(site: Path) -> list[str]:
-    """Problems a reader's browser would show: formulas left as TeX, linked tabs that do not follow."""
+    """Problems a reader's browser would show on any page: formulas left as TeX, images that do not
+    load, linked tabs that do not follow."""
     problems = []
     with serve(site) as base_url:
         for page in sorted(Path(site).glob("*/index.html")):
-            name = page.parent.name
-            if "tabbed-set" in (text := page.read_text(encoding="utf-8")) or "arithmatex" in text:
-                problems += _page_problems(name, probe(site, name, base_url))
+            problems += _page_problems(page.parent.name, probe(site, page.parent.name, base_url))
     return problems
 
 
@@ -182,7 +187,42 @@ def _page_problems(name: str, seen: dict) -> list[str]:
     linked = [after for before, after in zip(seen["before"], seen["after"]) if before in TABS]
     if any(after != "Paddle" for after in linked):
         problems.append(f"{name}: after clicking Paddle the tab sets show {linked}")
+    for src in seen.get("broken", []):
+        problems.append(f"{name}: image {src!r} did not load")
     return problems
+
+
+def figure_shots(site: Path, out: Path, figures, width: int = 1280) -> list[Path]:
+    """Each figure of ``figures`` (file names under ``docs/figures``) captured as a reader sees it: its
+    ``<img>`` on the page that shows it, in headless Chromium (Playwright) ``width`` pixels wide, saved
+    as ``out/<figure>``. ``ValueError`` for a figure no page shows."""
+    from playwright.sync_api import sync_playwright
+
+    site, out = Path(site), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    where = {}
+    for page in sorted(site.glob("*/index.html")):
+        for figure in figures:
+            if f"figures/{figure}" in page.read_text(encoding="utf-8"):
+                where.setdefault(figure, page.parent.name)
+    missing = [figure for figure in figures if figure not in where]
+    if missing:
+        raise ValueError(f"no page of {site} shows {missing}")
+    written = []
+    with serve(site) as base_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1200})
+            for figure in figures:
+                page.goto(f"{base_url}/{where[figure]}/")
+                image = page.locator(f'article img[src$="figures/{figure}"]').first
+                image.scroll_into_view_if_needed()
+                page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+                image.screenshot(path=str(out / figure))
+                written.append(out / figure)
+        finally:
+            browser.close()
+    return written
 
 
 def screenshots(site: Path, out: Path, pages=PAGES) -> list[Path]:
@@ -205,6 +245,9 @@ def main(argv=None) -> int:
     p.add_argument("--browser", action="store_true",
                    help="also load every page in headless Chromium: formulas typeset, linked tabs switch together")
     p.add_argument("--screenshots", default=None, help="also render the chapter pages to PNGs in this folder")
+    p.add_argument("--figures", nargs="+", default=(), metavar="NAME",
+                   help="capture these figures (file names under docs/figures) as their pages show them, into --out")
+    p.add_argument("--out", default="figure-shots", help="the folder for --figures (default figure-shots)")
     args = p.parse_args(argv)
     problems = check(Path(args.site))
     if args.browser:
@@ -215,6 +258,8 @@ def main(argv=None) -> int:
     if args.screenshots:
         for shot in screenshots(Path(args.site), Path(args.screenshots)):
             print(f"wrote {shot}")
+    for shot in figure_shots(Path(args.site), Path(args.out), args.figures) if args.figures else ():
+        print(f"wrote {shot}")
     return 1 if problems else 0
 
 

@@ -3,6 +3,7 @@ weights here.
 
     python docs/weights/make_classifiers.py                    # all four, about an hour on 2 CPU cores
     python docs/weights/make_classifiers.py grid largest_lesson   # some of them
+    python docs/weights/make_classifiers.py --evaluate largest    # the validation figures of the saved weights
 
 On TinySSD's base network (``multissd.ClassifierSpec``), trained with torch and Adam (lr 1e-3, the
 lesson's optimiser), batches of 32, 8 epochs of the fruit training split (1000 images of 256 x 256,
@@ -128,13 +129,20 @@ def evaluate(task, net, split) -> str:
 
 
 def main(argv=None) -> int:
-    names = list(sys.argv[1:] if argv is None else argv) or list(SPECS)
+    names = list(sys.argv[1:] if argv is None else argv)
+    only_evaluate = "--evaluate" in names
+    names = [name for name in names if name != "--evaluate"] or list(SPECS)
     unknown = [name for name in names if name not in SPECS]
     if unknown:
         print(f"unknown model {unknown[0]!r}; expected some of {list(SPECS)}", file=sys.stderr)
         return 2
     multissd.use_backend("torch")
     train, val = bananas(kind="fruit", progress=print)
+    if only_evaluate:
+        for name in names:
+            net = multissd.load_model(HERE / f"{name}.safetensors")
+            print(f"{name} saved weights | {evaluate(net.spec.task, net, val)}", flush=True)
+        return 0
     for name in names:
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
