@@ -63,15 +63,21 @@ def ap50(run: str, name: str) -> float:
     return evaluation(run)["per_class"][name]["ap50"]
 
 
-def classifier_line(name: str) -> str:
-    """The last epoch's line of ``name`` in ``docs/weights/classifiers.log``."""
+def classifier(name: str) -> list[float]:
+    """The validation figures of the last line of model ``name`` in ``docs/weights/classifiers.log``
+    (``make_classifiers.py``: an epoch's line, or the saved weights' with ``--evaluate``)."""
     lines = [line for line in (DOCS / "weights" / "classifiers.log").read_text().splitlines()
-             if line.startswith(f"{name} epoch ")]
-    return lines[-1]
+             if line.startswith(f"{name} epoch ") or line.startswith(f"{name} saved weights")]
+    return [float(x) for x in re.findall(r"\d+\.\d+", lines[-1].split("|")[-1])]
 
 
 def pct(value: float) -> str:
     return f"{value:.0%}"
+
+
+def sci(value: float) -> str:
+    """3 significant digits as the pages write the book's figures: ``4.25e-3``."""
+    return f"{value:.2e}".replace("e-0", "e-")
 
 
 def claims():
@@ -97,6 +103,23 @@ def claims():
     yield "try.md", f"mAP@0.5 {fruit['val_map_50']:.3f} (`docs/weights/fruit.csv`)"
     yield "training.md", f"val mAP@0.5 {fruit['val_map_50']:.3f} (`docs/weights/fruit.csv`)"
     yield "lesson9.md", f"`docs/weights/fruit.csv`) | torch | {fruit['val_map_50']:.3f} | {pct(fruit['val_top1_iou50'])} |"
+    for backend, row in (("torch", "| **multissd, torch** (these weights"), ("paddle", "| **multissd, paddle**, 2-core CPU")):
+        book = last(f"weights/book_run_{backend}.csv")
+        yield "training.md", (f"{row}{'' if backend == 'paddle' else ': `docs/weights/banana_book.safetensors`)'} | "
+                              f"**{sci(book['class_err'])}** | **{sci(book['bbox_mae'])}** | {pct(book['val_top1_iou50'])} | "
+                              f"{book['val_map_50']:.3f} |")
+    accuracy, l1 = classifier("largest")
+    lesson_accuracy, lesson_l1 = classifier("largest_lesson")
+    labels, exact = classifier("multilabel")
+    grid, = classifier("grid")
+    yield "lesson9.md", f"it names the largest object of {accuracy:.0f}% of the 100\nvalidation images and misses its box by {l1:.0f} pixels"
+    yield "lesson9.md", f"| global max pool, one linear layer (`head=\"pool\"`) | 455 | {accuracy:.0f}% | {l1:.0f} |"
+    yield "lesson9.md", f"(`head=\"lesson\"`) | 805,383 | {lesson_accuracy:.0f}% | {lesson_l1:.0f} |"
+    yield "lesson9.md", f"`head=\"lesson\"`: {lesson_accuracy:.0f}%, {lesson_l1:.0f} pixels"
+    yield "lesson9.md", f"make_classifiers.py: {labels:.0f}% of the labels, {exact:.0f}% of"
+    yield "lesson9.md", f"| {labels:.0f}% of the labels, {exact:.0f}% of the images exactly |"
+    yield "lesson9.md", f"mAP@0.5 of {grid:.3f} on the 100 validation images"
+    yield "lesson9.md", f"| val mAP@0.5 {grid:.3f} after 8 epochs (`docs/weights/classifiers.log`) |"
     bccd = "bccd_default"
     yield "photos.md", (f"| **{ap50(bccd, 'Platelets'):.3f}** | **{ap50(bccd, 'RBC'):.3f}** | **{ap50(bccd, 'WBC'):.3f}** | "
                         f"**{evaluation(bccd)['map_50']:.3f}** (COCO mAP {evaluation(bccd)['map']:.3f})")
