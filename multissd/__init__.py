@@ -15,10 +15,10 @@ from multissd.errors import InputError, InputTypeError, MultissdError
 from multissd.registry import BackendNotAvailableError, available_backends, get_backend, use_backend
 from multissd.model import TinySSDSpec, init_weights
 from multissd.classifier import ClassifierSpec
-from multissd.nn import (BOOK_LOSS, Classifier, LossConfig, TinySSD, base_net, bbox_eval, bbox_predictor, binary_focal_loss,
+from multissd.nn import (BOOK_LOSS, Classifier, LossConfig, TinySSD, adaptive_max_pool, base_net, bbox_eval, bbox_predictor, binary_focal_loss,
                          blk_forward, calc_loss, class_probabilities, cls_eval, cls_predictor, concat_preds,
                          cross_entropy, down_sample_blk, flatten_pred, focal_loss, get_blk, get_weights, set_weights,
-                         smooth_l1_loss)
+                         lesson_head, smooth_l1_loss, std_conv)
 from multissd.weights import load_model, load_weights, save_weights
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ __all__ = [
     "SOFT_NMS_METHODS", "OffsetCoding", "BOOK_OFFSETS", "BOOK_POS_THRESHOLD", "BOOK_NMS_THRESHOLD", "BOX_FORMATS",
     "BACKGROUND", "UNMATCHED", "PADDING", "NOT_DETECTED",
     "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
-    "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "Classifier", "ClassifierSpec", "init_weights", "get_weights", "set_weights",
+    "get_blk", "blk_forward", "TinySSD", "TinySSDSpec", "adaptive_max_pool", "std_conv", "lesson_head", "Classifier", "ClassifierSpec", "init_weights", "get_weights", "set_weights",
     "save_weights", "load_weights", "load_model",
     "cross_entropy", "focal_loss", "binary_focal_loss", "smooth_l1_loss", "calc_loss", "class_probabilities",
     "cls_eval", "bbox_eval",
