@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_site import chromium, serve  # noqa: E402  (one Chromium finder, one local HTTP server)
+from check_site import browser_tab  # noqa: E402  (one headless Chromium tab on a locally served site)
 
 PAGE = "try"
 READY = "() => window.multissdPage && (window.multissdPage.ready || window.multissdPage.error)"
@@ -26,26 +26,19 @@ def open_try_page(site: Path, width: int = 1280, height: int = 1800):
     """The try page of ``site``, served locally and loaded in headless Chromium with the model run on
     the first sample; yields ``(page, refused)``: the Playwright page and the list of URLs it asked
     for outside the local server (refused, as with no network)."""
-    from playwright.sync_api import sync_playwright
-
     refused: list[str] = []
-    with serve(Path(site)) as base_url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+    with browser_tab(Path(site), width, height) as (page, base_url):
 
-            def offline(route):
-                if route.request.url.startswith(base_url):
-                    return route.continue_()
-                refused.append(route.request.url)
-                return route.abort()
+        def offline(route):
+            if route.request.url.startswith(base_url):
+                return route.continue_()
+            refused.append(route.request.url)
+            return route.abort()
 
-            page.route("**/*", offline)
-            page.goto(f"{base_url}/{PAGE}/")
-            wait_until_drawn(page)
-            yield page, refused
-        finally:
-            browser.close()
+        page.route("**/*", offline)
+        page.goto(f"{base_url}/{PAGE}/")
+        wait_until_drawn(page)
+        yield page, refused
 
 
 def wait_until_drawn(page, timeout_ms: int = 120_000) -> dict:

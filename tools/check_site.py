@@ -192,36 +192,44 @@ def _page_problems(name: str, seen: dict) -> list[str]:
     return problems
 
 
+@contextlib.contextmanager
+def browser_tab(site: Path, width: int = 1280, height: int = 1200):
+    """A headless Chromium tab (Playwright, Debian's ``chromium``) ``width x height``, with ``site``
+    served locally while the block runs; yields ``(page, base_url)``, nothing loaded yet."""
+    from playwright.sync_api import sync_playwright
+
+    with serve(Path(site)) as base_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height}), base_url
+        finally:
+            browser.close()
+
+
 def figure_shots(site: Path, out: Path, figures, width: int = 1280) -> list[Path]:
     """Each figure of ``figures`` (file names under ``docs/figures``) captured as a reader sees it: its
     ``<img>`` on the page that shows it, in headless Chromium (Playwright) ``width`` pixels wide, saved
     as ``out/<figure>``. ``ValueError`` for a figure no page shows."""
-    from playwright.sync_api import sync_playwright
-
     site, out = Path(site), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     where = {}
     for page in sorted(site.glob("*/index.html")):
+        text = page.read_text(encoding="utf-8")
         for figure in figures:
-            if f"figures/{figure}" in page.read_text(encoding="utf-8"):
+            if f"figures/{figure}" in text:
                 where.setdefault(figure, page.parent.name)
     missing = [figure for figure in figures if figure not in where]
     if missing:
         raise ValueError(f"no page of {site} shows {missing}")
     written = []
-    with serve(site) as base_url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 1200})
-            for figure in figures:
-                page.goto(f"{base_url}/{where[figure]}/")
-                image = page.locator(f'article img[src$="figures/{figure}"]').first
-                image.scroll_into_view_if_needed()
-                page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-                image.screenshot(path=str(out / figure))
-                written.append(out / figure)
-        finally:
-            browser.close()
+    with browser_tab(site, width) as (page, base_url):
+        for figure in figures:
+            page.goto(f"{base_url}/{where[figure]}/")
+            image = page.locator(f'article img[src$="figures/{figure}"]').first
+            image.scroll_into_view_if_needed()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+            image.screenshot(path=str(out / figure))
+            written.append(out / figure)
     return written
 
 
