@@ -32,7 +32,7 @@ def parser():
     p.add_argument("--weights", required=True, help="a weights file written by multissd (runs/NAME/weights.safetensors), "
                                                     "or an ONNX file written by python -m multissd.export")
     p.add_argument("--data", default=None,
-                   help="the dataset: 'bananas' or 'fruit' (synthetic), or a folder (banana-detection, Pascal VOC or "
+                   help="the dataset: 'bananas', 'small-bananas' or 'fruit' (synthetic), or a folder (banana-detection, Pascal VOC or "
                         "COCO layout); default: the run's own, from config.json beside the weights, else bananas")
     p.add_argument("--data-dir", default=None, help="where synthetic datasets are cached (default: the run's, else "
                                                     "$MULTISSD_DATA, else ~/.cache/multissd)")

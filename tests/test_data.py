@@ -10,7 +10,7 @@ from PIL import Image
 
 import multissd
 from multissd.data import EpochBatchSampler, bananas, generate_bananas, read_split
-from multissd.data.synthetic import MAX_SIDE, MIN_SIDE, banana_rng, render_banana
+from multissd.data.synthetic import MAX_SIDE, MIN_SIDE, SMALL_SIDES, banana_rng, render_banana
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,22 @@ def test_generator_is_deterministic_and_boxes_fit():
         _, (x1, y1, x2, y2) = render_banana(banana_rng(1, "val", i))
         assert 0 <= x1 < x2 <= 256 and 0 <= y1 < y2 <= 256
         assert MIN_SIDE <= max(x2 - x1, y2 - y1) / 256 <= MAX_SIDE
+
+
+def test_small_bananas_are_at_most_a_tenth_of_the_image(tmp_path):
+    """``--data small-bananas`` (the book's exercise on objects much smaller than the image): every
+    box's longer side is 0.04-0.10 of the image, below the book's smallest anchor (0.2)."""
+    sides = []
+    for i in range(20):
+        image, (x1, y1, x2, y2) = render_banana(banana_rng(0, "train", i), 128, SMALL_SIDES)
+        assert image.shape == (128, 128, 3) and 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
+        sides.append(max(x2 - x1, y2 - y1) / 128)
+    assert SMALL_SIDES[0] <= min(sides) and max(sides) <= SMALL_SIDES[1] == 0.10
+    folder = generate_bananas(tmp_path, sizes={"train": 4, "val": 2}, workers=1, image_size=128, kind="small-bananas")
+    train = read_split(folder, "train")
+    assert train.class_names == ["banana"] and train.labels.shape == (4, 1, 5)
+    extent = np.maximum(train.labels[:, 0, 3] - train.labels[:, 0, 1], train.labels[:, 0, 4] - train.labels[:, 0, 2])
+    assert (extent <= SMALL_SIDES[1]).all()
 
 
 def test_layout_is_the_books(tiny_data):

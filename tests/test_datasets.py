@@ -47,7 +47,7 @@ def test_fruit_folder_has_class_names_and_padding(tiny_fruit):
 
 
 def test_unknown_synthetic_dataset(tmp_path):
-    with pytest.raises(ValueError, match="Unknown synthetic dataset 'cars'; expected one of bananas, fruit"):
+    with pytest.raises(ValueError, match="Unknown synthetic dataset 'cars'; expected one of bananas, fruit, small-bananas"):
         generate_bananas(tmp_path, kind="cars")
 
 

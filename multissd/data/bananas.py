@@ -1,10 +1,12 @@
-"""The synthetic datasets (bananas, fruit): generated once into a cache folder, or the book's folder.
+"""The synthetic datasets (bananas, small bananas, fruit): generated once into a cache folder, or the book's folder.
 
 ``bananas(data=None)`` returns the train and validation splits in memory. With ``data`` a path,
 that folder (the book's ``banana-detection`` layout) is read; without, the synthetic dataset is
 generated into ``$MULTISSD_DATA`` or ``~/.cache/multissd`` (or ``data_dir``) the first time, in
 parallel, and read from there afterwards. ``kind="fruit"`` does the same for the three-class fruit
-dataset (:mod:`multissd.data.fruit`), written in the same layout with its ``classes.txt``.
+dataset (:mod:`multissd.data.fruit`), written in the same layout with its ``classes.txt``, and
+``kind="small-bananas"`` for bananas 0.04-0.10 of the image side (the book's exercise on objects
+much smaller than the image).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from multissd.data import fruit
 from multissd.data.folder import CLASSES_FILE, DetectionSplit, folder_class_names, read_split, write_split
-from multissd.data.synthetic import IMAGE_SIZE, banana_rng, render_banana
+from multissd.data.synthetic import IMAGE_SIZE, MAX_SIDE, MIN_SIDE, SMALL_SIDES, banana_rng, render_banana
 from multissd.errors import InputError
 from multissd.files import write_text
 
@@ -25,6 +27,7 @@ _DONE_MARKER = "COMPLETE"
 SYNTHETIC = {  # kind -> (folder name prefix, version, class names)
     "bananas": ("banana-detection-synthetic", SYNTHETIC_VERSION, ("banana",)),
     "fruit": ("fruit-detection-synthetic", 1, fruit.CLASS_NAMES),
+    "small-bananas": ("small-banana-detection-synthetic", 1, ("banana",)),
 }
 
 
@@ -48,7 +51,8 @@ def _render(kind: str, seed: int, split: str, index: int, image_size: int):
     """One image of a synthetic dataset: ``(uint8 (H, W, 3), boxes (n, 4) pixels, classes (n,))``."""
     if kind == "fruit":
         return fruit.render_fruit(fruit.fruit_rng(seed, split, index), image_size)
-    image, box = render_banana(banana_rng(seed, split, index), image_size)
+    sides = SMALL_SIDES if kind == "small-bananas" else (MIN_SIDE, MAX_SIDE)
+    image, box = render_banana(banana_rng(seed, split, index), image_size, sides)
     return image, [box], [0]
 
 
@@ -59,7 +63,7 @@ def _render_range(args):
 
 def generate_bananas(folder, seed: int = 0, sizes=None, workers: int | None = None, progress=None,
                      image_size: int = IMAGE_SIZE, kind: str = "bananas") -> Path:
-    """Draw a synthetic dataset (``kind`` ``"bananas"`` or ``"fruit"``) into ``folder`` in the book's
+    """Draw a synthetic dataset (``kind`` ``"bananas"``, ``"small-bananas"`` or ``"fruit"``) into ``folder`` in the book's
     layout; returns ``folder``.
 
     ``sizes`` maps split to image count (default 1000 train, 100 val); images are ``image_size``

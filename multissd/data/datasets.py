@@ -3,6 +3,7 @@
 ``load_splits(data)`` with ``data``:
 
 - ``None`` or ``"bananas"``: the synthetic banana dataset (the book's task), generated once;
+- ``"small-bananas"``: the same bananas 0.04-0.10 of the image side, generated once;
 - ``"fruit"``: the synthetic three-class fruit dataset, generated once;
 - a folder in the book's ``banana-detection`` layout (``bananas_train/``, ``bananas_val/``);
 - a Pascal VOC year folder (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``);
@@ -37,7 +38,7 @@ def load_splits(data=None, data_dir=None, seed: int = 0, image_size=None, skip_b
     else:
         root = Path(data)
         if not root.is_dir():
-            raise InputError(f"Data folder not found: {root} (expected 'bananas', 'fruit', or a folder in the "
+            raise InputError(f"Data folder not found: {root} (expected 'bananas', 'small-bananas', 'fruit', or a folder in the "
                              f"banana-detection, Pascal VOC or COCO layout)")
         problems = Problems(skip_bad)
         size = tuple(image_size) if image_size else DEFAULT_IMAGE_SIZE

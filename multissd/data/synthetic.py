@@ -22,6 +22,9 @@ IMAGE_SIZE = DEFAULT_IMAGE_SIZE[0]  # the synthetic images are square, at the bo
 # down to about 0.15): the book's TinySSD has no anchor smaller than 0.2, so a much smaller banana
 # could not be matched to any anchor at IoU 0.5.
 MIN_SIDE, MAX_SIDE = 0.10, 0.45
+# The small bananas (``--data small-bananas``, the book's exercise on objects much smaller than the
+# image): sides 0.04-0.10 of the image, below every anchor of the book's TinySSD.
+SMALL_SIDES = (0.04, 0.10)
 SPLIT_IDS = {"train": 0, "val": 1}
 BANANA_CLASS = 0
 
@@ -82,10 +85,12 @@ def _clutter(rng, image: Image.Image) -> None:
         image.paste(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))))
 
 
-def _banana_layers(rng, size: int):
+def _banana_layers(rng, size: int, sides: tuple[float, float] = (MIN_SIDE, MAX_SIDE)):
     """One banana: ``(coverage (H, W) in [0, 1], colour (H, W, 3) in [0, 1])``, or ``None`` if it
-    does not fit inside the image with the wanted size."""
-    length = rng.uniform(0.2, 0.55) * size                   # chord length in pixels
+    does not fit inside the image with its box's longer side within ``sides`` (fractions of the
+    image side)."""
+    scale = sides[1] / MAX_SIDE                              # 1 for the book's bananas: the same draws
+    length = rng.uniform(0.2, 0.55) * scale * size           # chord length in pixels
     half = length / 2
     bend = rng.uniform(0.22, 0.5)                            # sagitta / half-length
     thickness = rng.uniform(0.2, 0.32)                       # max half-thickness / half-length
@@ -110,7 +115,7 @@ def _banana_layers(rng, size: int):
     if xs.size == 0:
         return None
     side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / size
-    if not MIN_SIDE <= side <= MAX_SIDE:
+    if not sides[0] <= side <= sides[1]:
         return None
     base = np.array([rng.uniform(0.85, 1.0), rng.uniform(0.7, 0.9), rng.uniform(0.05, 0.3)], np.float32)
     lit = rng.choice([-1.0, 1.0])
@@ -128,14 +133,17 @@ def _banana_layers(rng, size: int):
     return coverage, np.clip(colour, 0, 1)
 
 
-def render_banana(rng, size: int = IMAGE_SIZE) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def render_banana(rng, size: int = IMAGE_SIZE, sides: tuple[float, float] = (MIN_SIDE, MAX_SIDE)
+                  ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Draw one image: ``(uint8 (size, size, 3), (xmin, ymin, xmax, ymax))``, the box in pixels with
-    exclusive ``xmax``/``ymax`` (the pixels with at least half banana coverage)."""
+    exclusive ``xmax``/``ymax`` (the pixels with at least half banana coverage), its longer side
+    within ``sides`` of the image side (the book's bananas by default; :data:`SMALL_SIDES` for the
+    small ones)."""
     image = _background(rng, size)
     _clutter(rng, image)
     layers = None
     while layers is None:
-        layers = _banana_layers(rng, size)
+        layers = _banana_layers(rng, size, sides)
     coverage, colour = layers
     pixels = np.asarray(image, np.float32) / 255
     pixels = pixels * (1 - coverage[..., None]) + colour * coverage[..., None]

@@ -94,7 +94,7 @@ class TrainConfig:
     optimizer: str = _SSD["optimizer"]  # OPTIMIZERS: "sgd" (the book's, the SSD paper's) or "adamw" (fastai's)
     seed: int = 0
     device: str = "auto"
-    data: str | None = None            # None/"bananas", "fruit" or a folder (banana-detection, VOC, COCO)
+    data: str | None = None            # None/"bananas", "small-bananas", "fruit" or a folder (banana-detection, VOC, COCO)
     data_dir: str | None = None
     augment: str = _SSD["augment"]     # AUGMENTATIONS: "light", "ssd", "photo" or "none"
     max_zoom: float | None = None      # the zoom-out limit, None: the augmentation's own

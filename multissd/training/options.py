@@ -95,7 +95,7 @@ OPTIONS = (
     Option("--seed", "seed", "seed of the initial weights, the data order and the synthetic dataset", type=int),
     Option("--device", "device", "auto uses a GPU when the backend sees one; cuda and gpu are the same",
            choices=DEVICES),
-    Option("--data", "data", "'bananas' or 'fruit' -- synthetic datasets, generated once -- or a folder: the book's "
+    Option("--data", "data", "'bananas', 'small-bananas' or 'fruit' -- synthetic datasets, generated once -- or a folder: the book's "
            "banana-detection layout (bananas_train/, bananas_val/ with images/ and label.csv), Pascal VOC "
            "(Annotations/, JPEGImages/, ImageSets/Main/) or COCO (annotations/instances_*.json); the classes come "
            "from the data", default_text="bananas"),
