@@ -71,6 +71,13 @@ def classifier(name: str) -> list[float]:
     return [float(x) for x in re.findall(r"\d+\.\d+", lines[-1].split("|")[-1])]
 
 
+def covered(run: str) -> int:
+    """The share (%) of the training boxes the run's anchors covered at IoU 0.5, as its log printed
+    it at the start (the fitted anchors' line when it fitted them)."""
+    QUOTED.add(run)
+    return int(re.findall(r"anchors give (\d+)% of the training boxes", (LOGS / run / "train.log").read_text())[-1])
+
+
 def pct(value: float) -> str:
     return f"{value:.0%}"
 
@@ -145,6 +152,18 @@ def claims():
     yield "photos.md", (f"| {evaluation('raccoon_before')['map_50']:.3f} | {evaluation('raccoon_before')['map']:.3f} |")
     yield "photos.md", (f"4000 steps, {last('raccoon_default')['epoch']:.0f} epochs) | "
                         f"**{evaluation('raccoon_default')['map_50']:.3f}** | **{evaluation('raccoon_default')['map']:.3f}** |")
+
+    small = (("bananas", "256 x 256", "book", "banana_default_seed0"), ("bananas", "512 x 512", "book", "banana_512"),
+             ("small bananas", "256 x 256", "book", "small_256_book"), ("small bananas", "512 x 512", "book", "small_512_book"),
+             ("small bananas", "256 x 256", "fit", "small_256_fit"), ("small bananas", "512 x 512", "fit", "small_512_fit"))
+    for data, size, anchors, run in small:
+        yield "exercises.md", (f"| {data} | {size} | {anchors} | {covered(run)}% | {pct(last(run)['val_top1_iou50'])} | "
+                               f"{last(run)['val_map_50']:.3f} |")
+    yield "exercises.md", f"{wall('banana_512'):.0f} s against {wall('banana_default_seed0'):.0f} s"
+    yield "exercises.md", f"({wall('small_512_fit'):,.0f} s against {wall('small_256_fit'):.0f} s"
+    yield "exercises.md", f"at 512 the default run falls\nfrom {pct(last('banana_default_seed0')['val_top1_iou50'])} / " \
+                          f"{last('banana_default_seed0')['val_map_50']:.3f} to {pct(last('banana_512')['val_top1_iou50'])} / " \
+                          f"{last('banana_512')['val_map_50']:.3f}"
 
 
 CLAIMS = list(claims())
