@@ -6,12 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import check_site  # noqa: E402
 from conftest import require  # noqa: E402
+
+HEADER_YELLOW = np.array([255, 193, 5])
+"""The site header's colour (Material's amber), as Chromium paints it."""
 
 
 def test_the_checker_finds_broken_links_anchors_images_and_roles(tmp_path):
@@ -77,9 +81,14 @@ def test_figures_are_captured_as_their_pages_show_them(built_site, tmp_path):
     from PIL import Image
     site, result = built_site
     assert result.returncode == 0, result.stderr[-3000:]
-    shots = check_site.figure_shots(site, tmp_path, ["lesson9_nms.png", "prediction.png"])
+    shots = check_site.figure_shots(site, tmp_path, ["lesson9_nms.png", "prediction.png", "bench.png",
+                                                     "logs/small_objects.png"])
+    assert [shot.name for shot in shots] == ["lesson9_nms.png", "prediction.png", "bench.png", "small_objects.png"]
     for shot in shots:
         with Image.open(shot) as image:
             assert image.width >= 300 and image.height >= 150, (shot, image.size)
+            pixels = np.asarray(image.convert("RGB")).astype(int)
+            header = (abs(pixels - HEADER_YELLOW).sum(axis=-1) < 30).mean(axis=1)   # (H,): share per row
+            assert header.max() < 0.9, f"{shot.name}: the site's header lies over the figure"
     with pytest.raises(ValueError, match="shows"):
         check_site.figure_shots(site, tmp_path, ["no_such_figure.png"])

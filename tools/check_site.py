@@ -207,16 +207,19 @@ def browser_tab(site: Path, width: int = 1280, height: int = 1200):
 
 
 def figure_shots(site: Path, out: Path, figures, width: int = 1280) -> list[Path]:
-    """Each figure of ``figures`` (file names under ``docs/figures``) captured as a reader sees it: its
-    ``<img>`` on the page that shows it, in headless Chromium (Playwright) ``width`` pixels wide, saved
-    as ``out/<figure>``. ``ValueError`` for a figure no page shows."""
+    """Each figure of ``figures`` captured as a reader sees it: its ``<img>`` on the page that shows
+    it, in headless Chromium (Playwright) ``width`` pixels wide, saved as ``out/<file name>``. A name
+    without a folder is under ``docs/figures`` (``lesson9_nms.png``); one with a folder is relative to
+    ``docs`` (``logs/small_objects.png``). The site's fixed header is hidden so that it does not lie
+    over a tall figure. ``ValueError`` for a figure no page shows."""
     site, out = Path(site), Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    sources = {figure: figure if "/" in figure else f"figures/{figure}" for figure in figures}
     where = {}
     for page in sorted(site.glob("*/index.html")):
         text = page.read_text(encoding="utf-8")
-        for figure in figures:
-            if f"figures/{figure}" in text:
+        for figure, source in sources.items():
+            if source in text:
                 where.setdefault(figure, page.parent.name)
     missing = [figure for figure in figures if figure not in where]
     if missing:
@@ -225,11 +228,13 @@ def figure_shots(site: Path, out: Path, figures, width: int = 1280) -> list[Path
     with browser_tab(site, width) as (page, base_url):
         for figure in figures:
             page.goto(f"{base_url}/{where[figure]}/")
-            image = page.locator(f'article img[src$="figures/{figure}"]').first
+            page.add_style_tag(content=".md-header, .md-tabs { visibility: hidden !important; }")
+            image = page.locator(f'article img[src$="{sources[figure]}"]').first
             image.scroll_into_view_if_needed()
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-            image.screenshot(path=str(out / figure))
-            written.append(out / figure)
+            shot = out / Path(figure).name
+            image.screenshot(path=str(shot))
+            written.append(shot)
     return written
 
 
@@ -254,7 +259,8 @@ def main(argv=None) -> int:
                    help="also load every page in headless Chromium: formulas typeset, linked tabs switch together")
     p.add_argument("--screenshots", default=None, help="also render the chapter pages to PNGs in this folder")
     p.add_argument("--figures", nargs="+", default=(), metavar="NAME",
-                   help="capture these figures (file names under docs/figures) as their pages show them, into --out")
+                   help="capture these figures as their pages show them, into --out: file names under docs/figures, or "
+                        "paths under docs (logs/small_objects.png)")
     p.add_argument("--out", default="figure-shots", help="the folder for --figures (default figure-shots)")
     args = p.parse_args(argv)
     problems = check(Path(args.site))
