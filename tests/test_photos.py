@@ -16,6 +16,7 @@ from test_train_cli import run_train, tiny_data  # noqa: F401  (tiny_data: fixtu
 import multissd
 from multissd import backends, save_weights, train
 from multissd.anchor_fit import coverage, fit_anchors, fitted_spec, needs_fitting
+from multissd.data import generate_bananas
 from multissd.data.augment import AugmentConfig, augment
 from multissd.data.datasets import data_kind, load_splits
 from multissd.model import TinySSDSpec
@@ -76,6 +77,22 @@ def test_a_run_prints_the_coverage_and_fits_anchors_when_asked(tiny_data, tmp_pa
     assert "the model's anchors give" in out and "anchors fitted to the training boxes: sizes" in out
     spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
     assert spec["sizes"] != [list(s) for s in TinySSDSpec().sizes]
+
+
+@needs_torch
+def test_a_run_whose_anchors_miss_the_boxes_says_how_to_fit_them(tmp_path, capsys):
+    """The small bananas (0.04-0.10 of the image) with the book's anchors: no box has an anchor at IoU
+    0.5, and the run says so and names --anchor-sizes fit; the bananas of the book's size get no hint."""
+    small = generate_bananas(tmp_path / "small", sizes={"train": 4, "val": 2}, workers=1, image_size=128,
+                             kind="small-bananas")
+    assert run_train(small, tmp_path / "run", "--anchor-sizes", "book") == 0
+    out = capsys.readouterr().out
+    assert "the model's anchors give 0% of the training boxes" in out
+    assert "these anchors leave 100% of the training boxes without an anchor at IoU 0.5" in out
+    assert "--anchor-sizes fit fits the anchors to the boxes" in out
+    book = generate_bananas(tmp_path / "book", sizes={"train": 4, "val": 2}, workers=1, image_size=128)
+    assert run_train(book, tmp_path / "book_run", "--anchor-sizes", "book") == 0
+    assert "--anchor-sizes fit" not in capsys.readouterr().out
 
 
 # ---- augmentation ---------------------------------------------------------------------------------

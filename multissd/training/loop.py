@@ -201,6 +201,9 @@ def _with_anchors(config: TrainConfig, spec, split, log):
         return shares
     shares = report(spec, f"{'the run' if config.spec else 'the model'}'s anchors")
     if config.spec or config.anchor_sizes == "book" or (config.anchor_sizes == "auto" and not needs_fitting(shares)):
+        if not config.spec and needs_fitting(shares):  # --anchor-sizes book, on boxes its anchors miss
+            log(f"these anchors leave {100 * (1 - shares['all']):.0f}% of the training boxes without an anchor at "
+                f"IoU 0.5, which the model can hardly learn: --anchor-sizes fit fits the anchors to the boxes")
         return spec
     spec = fitted_spec(spec, split.labels, size)
     log(f"anchors fitted to the training boxes: sizes {[list(s) for s in spec.sizes]}, ratios "
