@@ -3,7 +3,8 @@
 ``docs/logs/<run>/`` holds each quoted run's record: ``metrics.csv`` (a row per epoch, as
 ``python -m multissd.train`` writes it), ``config.json`` (the run's settings), ``eval.json``
 (``python -m multissd.evaluate``) and ``train.log`` (the run's own lines -- the anchors it chose, its
-last line -- and the wall time ``/usr/bin/time`` measured). ``docs/weights/*.csv`` and
+last line -- and the wall time ``/usr/bin/time`` measured, or, for a run resumed across sessions, the
+sum of its epochs' seconds, with how it was summed). ``docs/weights/*.csv`` and
 ``docs/weights/classifiers.log`` are the logs of the models the pages load. Each claim below is a
 page and a piece of its text made from a log: when a run is redone, its log changes and the page
 must change with it.
@@ -50,7 +51,8 @@ def epoch(path: str, n: int) -> dict[str, float]:
 
 
 def wall(run: str) -> float:
-    """The seconds ``/usr/bin/time`` measured for the run (the last line of its ``train.log``)."""
+    """The run's seconds from the last line of its ``train.log``: what ``/usr/bin/time`` measured, or for
+    a run resumed across sessions (``bccd_paddle``) the sum of its epochs' seconds, the line saying how."""
     QUOTED.add(run)
     return float(re.search(r"([\d.]+) s wall", (LOGS / run / "train.log").read_text()).group(1))
 
